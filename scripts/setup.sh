@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what customcode needs to build, run and test on Debian 12. Idempotent: packages
+# already installed are not fetched again.
+set -euo pipefail
+
+packages=(
+  build-essential cmake
+  libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev googletest
+  python3 python3-pytest python3-requests python3-yaml
+  bubblewrap wrk
+  python3-numpy python3-pandas python3-tabulate python3-dateparser python3-urllib3 python3-docx
+)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

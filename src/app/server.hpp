@@ -1,0 +1,56 @@
+#pragma once
+
+#include "common/metrics.hpp"
+#include "config/config.hpp"
+#include "http/handlers.hpp"
+#include "http/listener.hpp"
+#include "pool/worker_pool.hpp"
+#include "runtimes/runtime.hpp"
+#include "runtimes/syntax_checker.hpp"
+#include "workspace/workspace_store.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace customcode::app {
+
+namespace asio = boost::asio;
+
+// Builds and owns every object of the service, in dependency order; they are destroyed in
+// reverse. run() blocks until SIGTERM or SIGINT has drained the service.
+class Server {
+ public:
+  explicit Server(config::Config config);
+  ~Server();
+
+  // Checks the runtimes, opens the store, binds the port. Returns every problem found; the caller
+  // prints them and exits non-zero.
+  std::vector<std::string> prepare();
+
+  // Serves until a signal, then drains: stops accepting, lets requests in flight finish within
+  // SHUTDOWN_TIMEOUT, retires and kills the workers.
+  void run();
+
+ private:
+  asio::awaitable<void> shutdown();
+  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
+
+  config::Config config_;
+  boost::asio::io_context ioc_{1};
+  boost::asio::thread_pool fsPool_{2};
+  Metrics metrics_;
+  workspace::WorkspaceStore store_;
+  runtimes::Runtimes runtimes_;
+  pool::WorkerPool pool_;
+  runtimes::SyntaxChecker checker_;
+  http::Api api_;
+  http::Listener listener_;
+  boost::asio::signal_set signals_;
+};
+
+}  // namespace customcode::app

@@ -1,0 +1,57 @@
+#include "common/log.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <mutex>
+
+namespace customcode::log {
+namespace {
+
+spdlog::level::level_enum gLevel = spdlog::level::info;
+
+std::shared_ptr<spdlog::logger> named(const char* name) {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  if (auto existing = spdlog::get(name)) return existing;
+  static auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>(name, sink);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+  logger->set_level(gLevel);
+  spdlog::register_logger(logger);
+  return logger;
+}
+
+}  // namespace
+
+std::shared_ptr<spdlog::logger> http() {
+  static auto logger = named("http");
+  return logger;
+}
+std::shared_ptr<spdlog::logger> store() {
+  static auto logger = named("store");
+  return logger;
+}
+std::shared_ptr<spdlog::logger> pool() {
+  static auto logger = named("pool");
+  return logger;
+}
+std::shared_ptr<spdlog::logger> runtime() {
+  static auto logger = named("runtime");
+  return logger;
+}
+std::shared_ptr<spdlog::logger> app() {
+  static auto logger = named("app");
+  return logger;
+}
+
+void setLevel(spdlog::level::level_enum level) {
+  gLevel = level;
+  for (auto* get : {&http, &store, &pool, &runtime, &app}) (*get)()->set_level(level);
+}
+
+std::string truncateForLog(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return std::string(text);
+  return std::string(text.substr(0, max)) + "…[" + std::to_string(text.size() - max) + " more bytes]";
+}
+
+}  // namespace customcode::log

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+// Counters for /metrics. Updated from the event loop; read when /metrics renders.
+namespace customcode {
+
+struct Metrics {
+  // Upper bounds of the run duration histogram, in seconds.
+  static constexpr std::array<double, 12> kDurationBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                              0.1,   0.25,   0.5,   1,    5,     20};
+
+  std::map<std::string, std::uint64_t> runsByOutcome;  // ok, error, timeout, crashed, oom, ...
+  std::array<std::uint64_t, kDurationBuckets.size()> durationBuckets{};
+  std::uint64_t durationCount = 0;
+  double durationSum = 0;
+  std::uint64_t spawns = 0;
+  std::uint64_t spawnFailures = 0;
+  std::uint64_t coldStarts = 0;
+  std::uint64_t evictionsLru = 0;
+  std::uint64_t evictionsIdle = 0;
+  std::uint64_t killsStuck = 0;
+  std::uint64_t workerExits = 0;
+  std::uint64_t workersAlive = 0;
+  std::uint64_t saves = 0;
+  std::uint64_t httpRequests = 0;
+
+  void recordRun(const std::string& outcome, double seconds) {
+    ++runsByOutcome[outcome];
+    for (std::size_t i = 0; i < kDurationBuckets.size(); ++i)
+      if (seconds <= kDurationBuckets[i]) ++durationBuckets[i];
+    ++durationCount;
+    durationSum += seconds;
+  }
+};
+
+}  // namespace customcode

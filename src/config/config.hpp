@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+// Plain configuration structs with their defaults. load_config.cpp fills them from the environment;
+// each constructor takes only the sub-struct it needs.
+namespace customcode::config {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct HttpConfig {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 4000;                  // PORT; 0 picks a free port (logged at start-up)
+  std::size_t requestMaxSize = 1024 * 1024;   // REQUEST_MAX_SIZE
+  seconds idleConnectionTimeout{75};
+  milliseconds shutdownGrace{10'000};         // SHUTDOWN_TIMEOUT
+};
+
+struct StoreConfig {
+  std::filesystem::path root = "data/functions/";  // FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH
+  bool updateScriptsOnStartup = false;             // UPDATE_SCRIPTS_ON_STARTUP
+};
+
+struct PoolConfig {
+  std::size_t maxWorkers = 500;                // FUNCTIONS_WORKERS_MAX_LRU
+  milliseconds runTimeout{20'000};             // FUNCTIONS_RUN_TIMEOUT
+  milliseconds pythonRunTimeout{20'000};       // PYTHON_FUNCTIONS_RUN_TIMEOUT
+  seconds idleTimeout{3600};                   // INACTIVE_NODE_WORKER_DELETION_TIMEOUT
+  milliseconds pingTimeout{1'000};             // WORKER_PING_TIMEOUT
+  milliseconds startupTimeout{10'000};         // WORKER_STARTUP_TIMEOUT
+  milliseconds killGrace{500};
+};
+
+struct RuntimeConfig {
+  std::filesystem::path nodePath = "/usr/bin/node";       // NODE_PATH_BINARY
+  std::filesystem::path pythonPath = "/usr/bin/python3";  // PYTHON_PATH_BINARY
+  std::filesystem::path bootstrapDir;  // set from the binary's location: <bindir>/runtimes
+  std::vector<std::string> nodeBuiltinModules{"http", "https", "url",    "util",  "zlib",
+                                              "dns",  "stream", "buffer", "crypto"};
+  std::size_t nodeMaxOldGenerationMb = 100;  // NODE_WORKER_MAX_OLD_GENERATION_SIZE_MB
+  std::vector<std::string> pythonBuiltinModules;     // PYTHON_BUILTIN_MODULES
+  std::vector<std::string> pythonPackagesWhitelist;  // PYTHON_PACKAGES_WHITELIST_IMPORT
+  std::string pythonApiUrl = "http://localhost:8000";  // PYTHON_API_URL: accepted, unused
+  std::size_t logsMaxBytes = 256 * 1024;               // FUNCTIONS_LOGS_MAX_SIZE (per run)
+  std::size_t resultMaxBytes = 10 * 1024 * 1024;       // FUNCTIONS_RESULT_MAX_SIZE
+};
+
+struct LogConfig {
+  std::string level = "info";  // LOG_LEVEL
+};
+
+struct Config {
+  HttpConfig http;
+  StoreConfig store;
+  PoolConfig pool;
+  RuntimeConfig runtime;
+  LogConfig log;
+};
+
+// Default allowlists, as in the reference service.
+std::vector<std::string> defaultPythonBuiltinModules();
+std::vector<std::string> defaultPythonPackagesWhitelist();
+
+// Reads every variable once. Returns the config, or every problem found, each naming its variable.
+struct LoadResult {
+  Config config;
+  std::vector<std::string> errors;
+};
+LoadResult loadConfig(const std::function<const char*(const char*)>& getenv,
+                      const std::filesystem::path& executableDir);
+
+}  // namespace customcode::config

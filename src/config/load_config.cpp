@@ -1,0 +1,178 @@
+#include "config/config.hpp"
+
+#include "common/text.hpp"
+
+#include <charconv>
+#include <functional>
+
+namespace customcode::config {
+namespace {
+
+std::optional<long long> parseInteger(std::string_view text) {
+  text = text::trim(text);
+  long long value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// One row per variable: its name and how it lands in the config. A parser returns an error
+// message (without the name) or an empty string.
+struct Variable {
+  const char* name;
+  std::function<std::string(std::string_view, Config&)> parse;
+};
+
+auto positiveMs(std::function<milliseconds&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    auto v = parseInteger(text);
+    if (!v || *v <= 0) return "must be a positive number of ms";
+    field(c) = milliseconds(*v);
+    return {};
+  };
+}
+
+auto positiveSeconds(std::function<seconds&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    auto v = parseInteger(text);
+    if (!v || *v <= 0) return "must be a positive number of seconds";
+    field(c) = seconds(*v);
+    return {};
+  };
+}
+
+auto byteSize(std::function<std::size_t&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    auto v = text::parseByteSize(text);
+    if (!v || *v == 0) return "must be a size such as 1mb, 100kb or 512 (bytes)";
+    field(c) = static_cast<std::size_t>(*v);
+    return {};
+  };
+}
+
+auto list(std::function<std::vector<std::string>&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    field(c) = text::splitList(text);
+    return {};
+  };
+}
+
+auto path(std::function<std::filesystem::path&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    if (text::trim(text).empty()) return "must not be empty";
+    field(c) = std::filesystem::path(std::string(text::trim(text)));
+    return {};
+  };
+}
+
+const std::vector<Variable>& variables() {
+  static const std::vector<Variable> table = {
+      {"PORT",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = parseInteger(text);
+         if (!v || *v < 0 || *v > 65535) return "must be a port number between 0 and 65535";
+         c.http.port = static_cast<std::uint16_t>(*v);
+         return {};
+       }},
+      {"HOST",
+       [](std::string_view text, Config& c) -> std::string {
+         if (text::trim(text).empty()) return "must not be empty";
+         c.http.host = std::string(text::trim(text));
+         return {};
+       }},
+      {"REQUEST_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.http.requestMaxSize; })},
+      {"SHUTDOWN_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.shutdownGrace; })},
+      {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH", path([](Config& c) -> std::filesystem::path& { return c.store.root; })},
+      {"UPDATE_SCRIPTS_ON_STARTUP",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         if (v == "yes" || v == "true" || v == "1") c.store.updateScriptsOnStartup = true;
+         else if (v == "no" || v == "false" || v == "0" || v.empty()) c.store.updateScriptsOnStartup = false;
+         else return "must be yes, true, no or false";
+         return {};
+       }},
+      {"FUNCTIONS_WORKERS_MAX_LRU",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = parseInteger(text);
+         if (!v || *v <= 0) return "must be a positive number of workers";
+         c.pool.maxWorkers = static_cast<std::size_t>(*v);
+         return {};
+       }},
+      {"FUNCTIONS_RUN_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.runTimeout; })},
+      {"PYTHON_FUNCTIONS_RUN_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.pythonRunTimeout; })},
+      {"INACTIVE_NODE_WORKER_DELETION_TIMEOUT", positiveSeconds([](Config& c) -> seconds& { return c.pool.idleTimeout; })},
+      {"WORKER_PING_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.pingTimeout; })},
+      {"WORKER_STARTUP_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.startupTimeout; })},
+      {"NODE_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.runtime.nodePath; })},
+      {"PYTHON_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.runtime.pythonPath; })},
+      {"NODE_BUILTIN_MODULES", list([](Config& c) -> std::vector<std::string>& { return c.runtime.nodeBuiltinModules; })},
+      {"NODE_WORKER_MAX_OLD_GENERATION_SIZE_MB",
+       [](std::string_view text, Config& c) -> std::string {
+         // The reference documents "100MB"; a bare number means megabytes.
+         auto t = text::toLower(text::trim(text));
+         if (t.ends_with("mb")) t.resize(t.size() - 2);
+         auto v = parseInteger(t);
+         if (!v || *v < 16) return "must be a number of megabytes, at least 16 (e.g. 100 or 100MB)";
+         c.runtime.nodeMaxOldGenerationMb = static_cast<std::size_t>(*v);
+         return {};
+       }},
+      {"PYTHON_BUILTIN_MODULES", list([](Config& c) -> std::vector<std::string>& { return c.runtime.pythonBuiltinModules; })},
+      {"PYTHON_PACKAGES_WHITELIST_IMPORT",
+       list([](Config& c) -> std::vector<std::string>& { return c.runtime.pythonPackagesWhitelist; })},
+      {"PYTHON_API_URL",
+       [](std::string_view text, Config& c) -> std::string {
+         c.runtime.pythonApiUrl = std::string(text::trim(text));
+         return {};
+       }},
+      {"FUNCTIONS_LOGS_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.runtime.logsMaxBytes; })},
+      {"FUNCTIONS_RESULT_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.runtime.resultMaxBytes; })},
+      {"LOG_LEVEL",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         for (auto* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+           if (v == level) {
+             c.log.level = v;
+             return {};
+           }
+         }
+         return "must be one of trace, debug, info, warn, error, critical, off";
+       }},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> defaultPythonBuiltinModules() {
+  return {"json",     "csv",        "re",        "math",       "random",   "datetime",  "time",
+          "calendar", "collections", "itertools", "functools", "operator", "typing",    "dataclasses",
+          "enum",     "decimal",    "fractions", "statistics", "string",   "textwrap",  "unicodedata",
+          "base64",   "binascii",   "hashlib",   "hmac",       "secrets",  "zlib",      "gzip",
+          "bz2",      "lzma",       "zipfile",   "io",         "copy",     "pprint",    "urllib",
+          "http",     "html",       "xml",       "email",      "logging",  "uuid",      "bisect",
+          "heapq",    "array",      "struct",    "difflib",    "abc",      "contextlib", "numbers",
+          "asyncio",  "traceback",  "warnings",  "weakref",    "locale",   "zoneinfo",  "ipaddress",
+          "mimetypes", "shlex",     "fnmatch",   "codecs",     "types"};
+}
+
+std::vector<std::string> defaultPythonPackagesWhitelist() {
+  return {"numpy", "pandas", "tabulate", "dateparser", "urllib3", "requests", "pptx", "docx"};
+}
+
+LoadResult loadConfig(const std::function<const char*(const char*)>& getenv,
+                      const std::filesystem::path& executableDir) {
+  LoadResult out;
+  out.config.runtime.bootstrapDir = executableDir / "runtimes";
+  out.config.runtime.pythonBuiltinModules = defaultPythonBuiltinModules();
+  out.config.runtime.pythonPackagesWhitelist = defaultPythonPackagesWhitelist();
+  for (const auto& variable : variables()) {
+    const char* value = getenv(variable.name);
+    if (value == nullptr) continue;
+    auto problem = variable.parse(value, out.config);
+    if (!problem.empty())
+      out.errors.push_back(std::string(variable.name) + ": " + problem + ", got \"" + value + "\"");
+  }
+  return out;
+}
+
+}  // namespace customcode::config

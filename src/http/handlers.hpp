@@ -1,0 +1,90 @@
+#pragma once
+
+#include "common/errors.hpp"
+#include "common/metrics.hpp"
+#include "config/config.hpp"
+#include "http/types.hpp"
+#include "pool/worker_pool.hpp"
+#include "runtimes/runtime.hpp"
+#include "runtimes/syntax_checker.hpp"
+#include "workspace/workspace_store.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace customcode::http {
+
+namespace asio = boost::asio;
+
+// Serialises the saves and deletes of one workspace. Runs on the event loop.
+class KeyedMutex {
+ public:
+  class Guard {
+   public:
+    Guard(KeyedMutex* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
+    Guard(Guard&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)), key_(std::move(other.key_)) {}
+    Guard(const Guard&) = delete;
+    ~Guard() {
+      if (owner_) owner_->unlock(key_);
+    }
+
+   private:
+    KeyedMutex* owner_;
+    std::string key_;
+  };
+
+  asio::awaitable<Guard> lock(std::string key);
+
+ private:
+  void unlock(const std::string& key);
+  std::unordered_map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> waiters_;
+};
+
+// The HTTP API. Owns no object of its own beyond caches; runs on the event loop and sends disk
+// work to the file-system pool.
+class Api {
+ public:
+  struct Dependencies {
+    asio::any_io_executor loop;
+    asio::thread_pool& fsPool;
+    workspace::WorkspaceStore& store;
+    pool::WorkerPool& pool;
+    runtimes::SyntaxChecker& checker;
+    const runtimes::Runtimes& runtimes;
+    Metrics& metrics;
+  };
+  Api(Dependencies deps, const config::Config& config);
+
+  asio::awaitable<Response> handle(Request request);
+
+  // Health details (e.g. a sandbox warning) added to /sys/healthcheck.
+  void addHealthWarning(std::string warning) { healthWarnings_.push_back(std::move(warning)); }
+
+ private:
+  asio::awaitable<Response> save(const Request& request, std::string workspace);
+  asio::awaitable<Response> get(const Request& request, std::string workspace);
+  asio::awaitable<Response> remove(const Request& request, std::string workspace);
+  asio::awaitable<Response> list(const Request& request);
+  asio::awaitable<Response> run(const Request& request, std::string workspace, std::string function);
+  Response healthcheck(const Request& request) const;
+  Response metrics(const Request& request) const;
+
+  // The stored workspace, re-read when its workspace.yaml changed (another replica may have saved
+  // it). Fails with WorkspaceNotFound or StorageFailed.
+  asio::awaitable<Result<std::shared_ptr<const workspace::StoredWorkspace>>> current(const std::string& name);
+
+  Dependencies deps_;
+  const config::Config& config_;  // Owned by Server.
+  KeyedMutex writes_;
+  std::unordered_map<std::string, std::shared_ptr<const workspace::StoredWorkspace>> cache_;
+  std::vector<std::string> healthWarnings_;
+};
+
+}  // namespace customcode::http

@@ -1,0 +1,124 @@
+#include "http/listener.hpp"
+
+#include "common/async.hpp"
+#include "common/log.hpp"
+#include "http/error_response.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace customcode::http {
+namespace beast = boost::beast;
+using asio::as_tuple;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::string sizeText(std::size_t bytes) {
+  if (bytes % (1024 * 1024) == 0) return std::to_string(bytes / (1024 * 1024)) + "mb";
+  if (bytes % 1024 == 0) return std::to_string(bytes / 1024) + "kb";
+  return std::to_string(bytes) + " bytes";
+}
+
+}  // namespace
+
+Listener::Listener(asio::any_io_executor executor, config::HttpConfig config, Api& api)
+    : executor_(executor), config_(std::move(config)), api_(api), acceptor_(executor) {}
+
+Result<std::uint16_t> Listener::open() {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(config_.host, ec);
+  if (ec) return Error{Errc::InvalidRequest, "HOST: not an IP address: " + config_.host};
+  tcp::endpoint endpoint(address, config_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{Errc::InvalidRequest, "PORT: cannot listen on " + config_.host + ":" + std::to_string(config_.port) + ": " + ec.message()};
+  return acceptor_.local_endpoint().port();
+}
+
+void Listener::start() { spawnLogged(executor_, acceptLoop(), "HTTP accept loop"); }
+
+void Listener::stopAccepting() {
+  draining_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+asio::awaitable<void> Listener::acceptLoop() {
+  while (acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(use_awaitable));
+    if (ec) {
+      if (!acceptor_.is_open()) break;
+      log::http()->warn("accept failed: {}", ec.message());
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    spawnLogged(executor_, session(std::move(socket)), "HTTP session");
+  }
+}
+
+asio::awaitable<void> Listener::session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(config_.requestMaxSize);
+    parser.header_limit(64 * 1024);
+    stream.expires_after(config_.idleConnectionTimeout);
+    auto [headerError, headerBytes] = co_await bhttp::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
+    if (headerError) break;  // closed, timed out or garbage: nothing to answer
+    ++inFlight_;
+    struct Done {
+      std::size_t& count;
+      ~Done() { --count; }
+    } done{inFlight_};
+
+    const auto& header = parser.get();
+    Error tooLarge{Errc::PayloadTooLarge, "Request body is larger than REQUEST_MAX_SIZE (" + sizeText(config_.requestMaxSize) + ")"};
+    if (parser.content_length() && *parser.content_length() > config_.requestMaxSize) {
+      auto response = errorResponse(tooLarge, header.version(), false);
+      co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+      break;
+    }
+    if (header[bhttp::field::expect] == "100-continue") {
+      bhttp::response<bhttp::empty_body> go{bhttp::status::continue_, header.version()};
+      co_await bhttp::async_write(stream, go, as_tuple(use_awaitable));
+    }
+    stream.expires_after(std::chrono::seconds(60));
+    auto [bodyError, bodyBytes] = co_await bhttp::async_read(stream, buffer, parser, as_tuple(use_awaitable));
+    if (bodyError == bhttp::error::body_limit) {
+      auto response = errorResponse(tooLarge, header.version(), false);
+      co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+      break;
+    }
+    if (bodyError) {
+      if (bodyError != bhttp::error::end_of_stream && bodyError != asio::error::eof)
+        log::http()->debug("reading a request failed: {}", bodyError.message());
+      break;
+    }
+    stream.expires_never();
+    Request request = parser.release();
+    const bool keepAlive = request.keep_alive() && !draining_;
+    const bool head = request.method() == bhttp::verb::head;
+    Response response = co_await api_.handle(std::move(request));
+    response.keep_alive(keepAlive);
+    if (head) response.body().clear();
+    stream.expires_after(std::chrono::seconds(60));
+    auto [writeError, written] = co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+    if (writeError || !keepAlive) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace customcode::http

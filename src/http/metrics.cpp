@@ -1,0 +1,43 @@
+#include "http/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace customcode::http {
+
+std::string renderMetrics(const Metrics& m) {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, std::uint64_t value) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value);
+  };
+  auto gauge = [&](const char* name, const char* help, std::uint64_t value) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
+  };
+  out += "# HELP customcode_runs_total Function runs by outcome.\n# TYPE customcode_runs_total counter\n";
+  for (const auto* outcome : {"ok", "error", "timeout", "crashed", "out_of_memory", "result_too_large", "spawn_failed"}) {
+    auto it = m.runsByOutcome.find(outcome);
+    out += fmt::format("customcode_runs_total{{outcome=\"{}\"}} {}\n", outcome, it == m.runsByOutcome.end() ? 0 : it->second);
+  }
+  out += "# HELP customcode_run_duration_seconds Duration of function runs.\n"
+         "# TYPE customcode_run_duration_seconds histogram\n";
+  for (std::size_t i = 0; i < Metrics::kDurationBuckets.size(); ++i)
+    out += fmt::format("customcode_run_duration_seconds_bucket{{le=\"{}\"}} {}\n", Metrics::kDurationBuckets[i],
+                       m.durationBuckets[i]);
+  out += fmt::format("customcode_run_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", m.durationCount);
+  out += fmt::format("customcode_run_duration_seconds_sum {}\n", m.durationSum);
+  out += fmt::format("customcode_run_duration_seconds_count {}\n", m.durationCount);
+  gauge("customcode_workers_alive", "Live workers in the pool.", m.workersAlive);
+  counter("customcode_worker_spawns_total", "Worker processes started.", m.spawns);
+  counter("customcode_worker_spawn_failures_total", "Worker processes that failed to start.", m.spawnFailures);
+  counter("customcode_cold_starts_total", "Runs that waited for a worker to start.", m.coldStarts);
+  out += "# HELP customcode_worker_evictions_total Workers retired by the pool.\n"
+         "# TYPE customcode_worker_evictions_total counter\n";
+  out += fmt::format("customcode_worker_evictions_total{{reason=\"lru\"}} {}\n", m.evictionsLru);
+  out += fmt::format("customcode_worker_evictions_total{{reason=\"idle\"}} {}\n", m.evictionsIdle);
+  counter("customcode_worker_kills_total", "Workers killed because they stopped responding.", m.killsStuck);
+  counter("customcode_worker_exits_total", "Worker processes that ended.", m.workerExits);
+  counter("customcode_workspace_saves_total", "Workspaces saved.", m.saves);
+  counter("customcode_http_requests_total", "HTTP requests handled.", m.httpRequests);
+  return out;
+}
+
+}  // namespace customcode::http

@@ -1,0 +1,145 @@
+#include "pool/launcher.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace customcode::pool {
+namespace {
+
+struct Pipe {
+  int read = -1;
+  int write = -1;
+};
+
+bool makePipe(Pipe& p) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+  p = {fds[0], fds[1]};
+  return true;
+}
+
+void closeFd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// In the child, between fork and exec: async-signal-safe calls only. Reports a failure as
+// (step, errno) on `status` and exits.
+[[noreturn]] void childFail(int status, int step) {
+  int payload[2] = {step, errno};
+  [[maybe_unused]] auto n = ::write(status, payload, sizeof payload);
+  ::_exit(127);
+}
+
+void setLimit(int resource, const std::optional<std::uint64_t>& value, int status, int step) {
+  if (!value) return;
+  struct rlimit limit {static_cast<rlim_t>(*value), static_cast<rlim_t>(*value)};
+  if (::setrlimit(resource, &limit) != 0) childFail(status, step);
+}
+
+const char* stepName(int step) {
+  switch (step) {
+    case 1: return "dup";
+    case 2: return "setpgid";
+    case 3: return "setrlimit";
+    case 4: return "chdir";
+    case 5: return "setgid";
+    case 6: return "setuid";
+    case 7: return "prctl";
+    case 8: return "exec";
+    default: return "start";
+  }
+}
+
+}  // namespace
+
+Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
+  if (spec.argv.empty()) throw std::logic_error("spawnProcess: empty argv");
+  std::vector<char*> argv;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  Pipe requests, frames, output, status;
+  if (!makePipe(requests) || !makePipe(frames) || !makePipe(output) || !makePipe(status)) {
+    int err = errno;
+    for (auto* p : {&requests, &frames, &output, &status}) closeFd(p->read), closeFd(p->write);
+    return Error{Errc::SpawnFailed, std::string("cannot create pipes: ") + std::strerror(err)};
+  }
+  int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Move every fd we keep above 10 first, so the dup2s below cannot clobber one another.
+    int in = ::fcntl(requests.read, F_DUPFD_CLOEXEC, 10);
+    int outFrames = ::fcntl(frames.write, F_DUPFD_CLOEXEC, 10);
+    int out = ::fcntl(output.write, F_DUPFD_CLOEXEC, 10);
+    int st = ::fcntl(status.write, F_DUPFD_CLOEXEC, 10);
+    if (in < 0 || outFrames < 0 || out < 0 || st < 0) childFail(status.write, 1);
+    if (::dup2(devNull, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0 || ::dup2(in, 3) < 0 ||
+        ::dup2(outFrames, 4) < 0)
+      childFail(st, 1);
+    // The status pipe stays open (close-on-exec) so that a successful exec closes it.
+    ::syscall(SYS_close_range, 5u, static_cast<unsigned>(st - 1), 0u);
+    ::syscall(SYS_close_range, static_cast<unsigned>(st + 1), ~0u, 0u);
+    if (::setpgid(0, 0) != 0) childFail(st, 2);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
+    if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD}) ::signal(sig, SIG_DFL);
+    const auto& l = spec.limits;
+    setLimit(RLIMIT_NPROC, l.processes, st, 3);
+    setLimit(RLIMIT_NOFILE, l.openFiles, st, 3);
+    setLimit(RLIMIT_FSIZE, l.fileSize, st, 3);
+    setLimit(RLIMIT_CPU, l.cpuSeconds, st, 3);
+    setLimit(RLIMIT_AS, l.addressSpace, st, 3);
+    setLimit(RLIMIT_CORE, l.coreSize, st, 3);
+    if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) childFail(st, 4);
+    if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0))
+      childFail(st, 5);
+    if (spec.uid && ::setresuid(*spec.uid, *spec.uid, *spec.uid) != 0) childFail(st, 6);
+    ::execve(argv[0], argv.data(), envp.data());
+    childFail(st, 8);
+  }
+  int forkErr = errno;
+  closeFd(requests.read);
+  closeFd(frames.write);
+  closeFd(output.write);
+  closeFd(status.write);
+  if (devNull >= 0) ::close(devNull);
+  if (pid < 0) {
+    closeFd(requests.write), closeFd(frames.read), closeFd(output.read), closeFd(status.read);
+    return Error{Errc::SpawnFailed, std::string("cannot fork: ") + std::strerror(forkErr)};
+  }
+  // exec closes the status pipe; otherwise the child wrote why it failed.
+  int payload[2] = {0, 0};
+  ssize_t n;
+  do n = ::read(status.read, payload, sizeof payload);
+  while (n < 0 && errno == EINTR);
+  closeFd(status.read);
+  if (n == static_cast<ssize_t>(sizeof payload)) {
+    int wstatus = 0;
+    ::waitpid(pid, &wstatus, 0);
+    closeFd(requests.write), closeFd(frames.read), closeFd(output.read);
+    return Error{Errc::SpawnFailed, std::string("cannot start ") + spec.argv[0] + ": " +
+                                        stepName(payload[0]) + " failed: " + std::strerror(payload[1])};
+  }
+  return ChildProcess{.pid = pid, .requests = requests.write, .frames = frames.read, .output = output.read};
+}
+
+}  // namespace customcode::pool

@@ -1,0 +1,358 @@
+#include "pool/worker.hpp"
+
+#include "common/async.hpp"
+#include "common/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstring>
+
+namespace customcode::pool {
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using asio::as_tuple;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr std::size_t kOutputTailBytes = 8 * 1024;
+constexpr std::size_t kOutputLinesPerSecond = 50;
+constexpr auto kOutputDrainLimit = 500ms;
+
+std::string describeExit(int status) {
+  if (WIFEXITED(status)) return "the worker process exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return std::string("the worker process was killed by signal ") + (name ? std::string("SIG") + name : std::to_string(WTERMSIG(status)));
+  }
+  return "the worker process ended";
+}
+
+bool looksOutOfMemory(std::string_view tail) {
+  for (auto needle : {"heap out of memory", "Allocation failed", "MemoryError", "Cannot allocate memory",
+                      "out of memory"})
+    if (tail.find(needle) != std::string_view::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+struct Worker::Pending {
+  explicit Pending(asio::any_io_executor executor) : timer(executor) {}
+  asio::steady_timer timer;
+  bool done = false;
+  std::size_t logBytes = 0;
+  bool logsTruncated = false;
+  Reply reply;
+};
+
+Result<std::shared_ptr<Worker>> Worker::start(asio::any_io_executor executor, const LaunchSpec& spec,
+                                              WorkerOptions options) {
+  auto child = spawnProcess(spec);
+  if (!child) return child.error();
+  std::shared_ptr<Worker> worker(new Worker(executor, *child, std::move(options)));
+  log::pool()->info("[ws:{}][pid {}] {} worker started", worker->workspace(), worker->pid(), worker->runtime());
+  spawnLogged(executor, worker->readOutput(), "worker output reader");
+  spawnLogged(executor, worker->readFrames(), "worker frame reader");
+  return worker;
+}
+
+Worker::Worker(asio::any_io_executor executor, ChildProcess child, WorkerOptions options)
+    : executor_(executor),
+      options_(std::move(options)),
+      pid_(child.pid),
+      requests_(executor, child.requests),
+      frames_(executor, child.frames),
+      output_(executor, child.output),
+      readySignal_(executor, std::chrono::steady_clock::time_point::max()),
+      outputDone_(executor, std::chrono::steady_clock::time_point::max()),
+      retireKill_(executor),
+      lastUsed_(std::chrono::steady_clock::now()),
+      startedAt_(lastUsed_) {}
+
+Worker::~Worker() {
+  if (!reaped_) {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+asio::awaitable<Result<void>> Worker::waitReady(std::chrono::milliseconds timeout) {
+  if (!readyResult_) {
+    readySignal_.expires_after(timeout);
+    co_await readySignal_.async_wait(as_tuple(use_awaitable));
+  }
+  if (!readyResult_) {
+    kill("the worker did not start within " + std::to_string(timeout.count()) + " ms");
+    co_return Error{Errc::SpawnFailed, "The worker did not start within " + std::to_string(timeout.count()) + " ms"};
+  }
+  co_return *readyResult_;
+}
+
+asio::awaitable<Reply> Worker::call(std::string_view type, std::string_view members,
+                                    std::chrono::milliseconds timeout) {
+  // A retiring worker still answers: a run that acquired it just before a redeploy goes through.
+  if (state_ != State::Ready && state_ != State::Retiring) {
+    Reply refused;
+    refused.failure = "the worker is not running";
+    co_return refused;
+  }
+  auto self = shared_from_this();
+  auto started = std::chrono::steady_clock::now();
+  lastUsed_ = started;
+  auto id = nextId_++;
+  Pending pending(executor_);
+  pending_.emplace(id, &pending);
+  send(requestFrame(type, id, members));
+  pending.timer.expires_after(timeout);
+  co_await pending.timer.async_wait(as_tuple(use_awaitable));
+  pending_.erase(id);
+  if (!pending.done) pending.reply.status = ReplyStatus::TimedOut;
+  pending.reply.elapsed = std::chrono::steady_clock::now() - started;
+  lastUsed_ = std::chrono::steady_clock::now();
+  finishRetiringIfIdle();
+  co_return std::move(pending.reply);
+}
+
+void Worker::send(std::string frame) {
+  outgoing_ += frame;
+  if (writing_) return;
+  writing_ = true;
+  spawnLogged(executor_, writeLoop(), "worker writer");
+}
+
+asio::awaitable<void> Worker::writeLoop() {
+  auto self = shared_from_this();
+  std::string chunk;
+  while (!outgoing_.empty() && requests_.is_open()) {
+    chunk.clear();
+    chunk.swap(outgoing_);
+    auto [ec, n] = co_await asio::async_write(requests_, asio::buffer(chunk), as_tuple(use_awaitable));
+    if (ec) break;  // The worker is gone; readFrames() sees the end and fails the calls.
+  }
+  outgoing_.clear();
+  writing_ = false;
+}
+
+void Worker::retire() {
+  if (state_ == State::Dead || state_ == State::Retiring) return;
+  state_ = State::Retiring;
+  finishRetiringIfIdle();
+}
+
+void Worker::finishRetiringIfIdle() {
+  if (state_ != State::Retiring || !pending_.empty() || !requests_.is_open()) return;
+  log::pool()->info("[ws:{}][pid {}] retiring {} worker", workspace(), pid(), runtime());
+  closeRequests();
+  // The bootstrap exits when its input ends; a worker stuck in user code does not, so kill it.
+  retireKill_.expires_after(options_.killGrace);
+  retireKill_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec && self->state_ != State::Dead) self->kill("the worker was retired");
+  });
+}
+
+void Worker::closeRequests() {
+  if (!writing_) {
+    boost::system::error_code ignored;
+    requests_.close(ignored);
+    return;
+  }
+  // Let the writer flush first: closing under it would drop frames.
+  spawnLogged(executor_, [](std::shared_ptr<Worker> self) -> asio::awaitable<void> {
+    asio::steady_timer wait(self->executor_);
+    while (self->writing_) {
+      wait.expires_after(1ms);
+      co_await wait.async_wait(as_tuple(use_awaitable));
+    }
+    boost::system::error_code ignored;
+    self->requests_.close(ignored);
+  }(shared_from_this()), "worker close");
+}
+
+void Worker::kill(std::string reason, bool outOfMemory) {
+  if (reaped_) return;
+  if (killReason_.empty()) {
+    killReason_ = std::move(reason);
+    killedForMemory_ = outOfMemory;
+  }
+  log::pool()->warn("[ws:{}][pid {}] killing {} worker: {}", workspace(), pid(), runtime(), killReason_);
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+}
+
+void Worker::onExit(std::function<void()> callback) {
+  if (reaped_) callback();
+  else exitCallbacks_.push_back(std::move(callback));
+}
+
+asio::awaitable<void> Worker::readFrames() {
+  auto self = shared_from_this();
+  LineSplitter splitter(options_.maxFrameBytes);
+  std::vector<char> buffer(64 * 1024);
+  for (;;) {
+    auto [ec, n] = co_await frames_.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
+    if (ec) break;
+    if (!splitter.feed(std::string_view(buffer.data(), n))) {
+      kill("the worker sent a frame over " + std::to_string(options_.maxFrameBytes) + " bytes");
+      break;
+    }
+    std::string_view line;
+    while (splitter.next(line)) handleFrame(line);
+  }
+  co_await finish();
+}
+
+void Worker::handleFrame(std::string_view line) {
+  boost::system::error_code ec;
+  auto value = json::parse(line, ec);
+  if (ec || !value.is_object()) {
+    log::pool()->warn("[ws:{}][pid {}] ignoring a malformed frame: {}", workspace(), pid(), log::truncateForLog(line, 200));
+    return;
+  }
+  auto& frame = value.as_object();
+  const auto* type = frame.if_contains("type");
+  std::string_view kind = type && type->is_string() ? std::string_view(type->get_string()) : "";
+  if (kind == "ready") {
+    if (state_ == State::Starting) state_ = State::Ready;
+    readyResult_ = Result<void>();
+    readySignal_.cancel();
+    return;
+  }
+  if (kind == "fatal") {
+    const auto* message = frame.if_contains("message");
+    std::string text = message && message->is_string() ? std::string(message->get_string()) : "unknown error";
+    log::pool()->error("[ws:{}][pid {}] worker failed to start: {}", workspace(), pid(), log::truncateForLog(text));
+    if (!readyResult_) readyResult_ = Error{Errc::SpawnFailed, "The worker failed to start: " + text};
+    readySignal_.cancel();
+    return;
+  }
+  const auto* idValue = frame.if_contains("id");
+  if (!idValue || !idValue->is_number()) return;
+  boost::system::error_code idError;
+  auto id = idValue->to_number<std::uint64_t>(idError);
+  if (idError) return;
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // a late answer to a call that timed out
+  Pending& pending = *it->second;
+  if (kind == "log") {
+    if (pending.logsTruncated) return;
+    const auto* message = frame.if_contains("message");
+    auto size = message && message->is_string() ? message->get_string().size() : 0;
+    if (pending.logBytes + size > options_.logsMaxBytes) {
+      // The bootstrap caps logs itself; this guards against a worker that writes frames directly.
+      pending.logsTruncated = true;
+      pending.reply.logs.push_back(json::object{
+          {"level", "warn"},
+          {"message", "[customcode] logs truncated: this run wrote more than " +
+                          std::to_string(options_.logsMaxBytes) + " bytes of logs"},
+          {"timestamp", frame.contains("timestamp") ? frame.at("timestamp") : json::value(nullptr)}});
+      return;
+    }
+    pending.logBytes += size;
+    frame.erase("type");
+    frame.erase("id");
+    pending.reply.logs.push_back(std::move(frame));
+    return;
+  }
+  pending.done = true;
+  pending.reply.status = ReplyStatus::Replied;
+  pending.reply.frame = std::move(frame);
+  pending.timer.cancel();
+}
+
+asio::awaitable<void> Worker::readOutput() {
+  auto self = shared_from_this();
+  std::vector<char> buffer(16 * 1024);
+  std::string partial;
+  for (;;) {
+    auto [ec, n] = co_await output_.async_read_some(asio::buffer(buffer), as_tuple(use_awaitable));
+    if (ec) break;
+    partial.append(buffer.data(), n);
+    outputTail_.append(buffer.data(), n);
+    if (outputTail_.size() > 2 * kOutputTailBytes) outputTail_.erase(0, outputTail_.size() - kOutputTailBytes);
+    std::size_t start = 0;
+    for (auto end = partial.find('\n'); end != std::string::npos || partial.size() - start > 4096;
+         end = partial.find('\n', start)) {
+      auto stop = end == std::string::npos ? start + 4096 : end;
+      auto now = std::chrono::steady_clock::now();
+      if (now - outputWindowStart_ > 1s) {
+        if (outputLinesInWindow_ > kOutputLinesPerSecond)
+          log::runtime()->warn("[ws:{}][pid {}] {} output line(s) not logged", workspace(), pid(),
+                               outputLinesInWindow_ - kOutputLinesPerSecond);
+        outputWindowStart_ = now;
+        outputLinesInWindow_ = 0;
+      }
+      if (++outputLinesInWindow_ <= kOutputLinesPerSecond)
+        log::runtime()->info("[ws:{}][pid {}] {}", workspace(), pid(),
+                             log::truncateForLog(std::string_view(partial).substr(start, stop - start)));
+      start = end == std::string::npos ? stop : stop + 1;
+      if (start >= partial.size()) break;
+    }
+    partial.erase(0, start);
+  }
+  if (!partial.empty()) log::runtime()->info("[ws:{}][pid {}] {}", workspace(), pid(), log::truncateForLog(partial));
+  outputClosed_ = true;
+  outputDone_.cancel();
+}
+
+asio::awaitable<void> Worker::finish() {
+  state_ = State::Dead;
+  boost::system::error_code ignored;
+  requests_.close(ignored);
+  frames_.close(ignored);
+  // The output pipe ends when the process (and any child holding it) is gone; wait a little for
+  // it, since the reason of a crash (e.g. V8's out-of-memory report) is there.
+  if (!outputClosed_) {
+    outputDone_.expires_after(kOutputDrainLimit);
+    co_await outputDone_.async_wait(as_tuple(use_awaitable));
+  }
+  // Reap: poll briefly, then make sure.
+  int status = 0;
+  asio::steady_timer wait(executor_);
+  auto deadline = std::chrono::steady_clock::now() + options_.killGrace;
+  pid_t got = 0;
+  while ((got = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+    wait.expires_after(5ms);
+    co_await wait.async_wait(as_tuple(use_awaitable));
+  }
+  if (got == 0) {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  ::kill(-pid_, SIGKILL);  // whatever the worker left in its process group
+  reaped_ = true;
+  output_.close(ignored);
+
+  bool outOfMemory = killedForMemory_ || looksOutOfMemory(outputTail_);
+  std::string failure = !killReason_.empty() ? killReason_ : outOfMemory ? "the worker ran out of memory" : describeExit(status);
+  log::pool()->info("[ws:{}][pid {}] {} worker gone: {}", workspace(), pid(), runtime(), failure);
+  if (!readyResult_) {
+    readyResult_ = Error{Errc::SpawnFailed, "The worker failed to start: " + failure +
+                                                (outputTail_.empty() ? "" : ": " + log::truncateForLog(outputTail_, 400))};
+    readySignal_.cancel();
+  }
+  for (auto& [id, pending] : pending_) {
+    pending->done = true;
+    pending->reply.status = ReplyStatus::Died;
+    pending->reply.failure = failure;
+    pending->reply.outOfMemory = outOfMemory;
+    pending->timer.cancel();
+  }
+  retireKill_.cancel();
+  auto callbacks = std::move(exitCallbacks_);
+  for (auto& callback : callbacks) callback();
+}
+
+}  // namespace customcode::pool

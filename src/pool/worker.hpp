@@ -1,0 +1,123 @@
+#pragma once
+
+#include "common/errors.hpp"
+#include "pool/launcher.hpp"
+#include "pool/protocol.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace customcode::pool {
+
+namespace asio = boost::asio;
+
+struct WorkerOptions {
+  std::string workspace;  // for log lines
+  std::string runtime;    // "nodejs", "python", "checker"
+  std::size_t maxFrameBytes = 64 * 1024 * 1024;
+  std::size_t logsMaxBytes = 256 * 1024;  // per call; past it logs are dropped and the cut marked
+  std::chrono::milliseconds killGrace{500};
+};
+
+enum class ReplyStatus { Replied, TimedOut, Died };
+
+struct Reply {
+  ReplyStatus status = ReplyStatus::Died;
+  boost::json::object frame;  // the answer, when Replied
+  boost::json::array logs;    // log frames received for this call, in order
+  std::string failure;        // why the worker died, when Died
+  bool outOfMemory = false;   // when Died: it ran out of memory
+  std::chrono::steady_clock::duration elapsed{};
+};
+
+// One worker process. It lives until the process is gone and reaped: its reader coroutines hold a
+// reference to it. Runs on one executor (no strand); every method is called from it.
+class Worker : public std::enable_shared_from_this<Worker> {
+ public:
+  enum class State { Starting, Ready, Retiring, Dead };
+
+  // Spawns the process and starts reading it. Fails with SpawnFailed.
+  static Result<std::shared_ptr<Worker>> start(asio::any_io_executor executor, const LaunchSpec& spec,
+                                               WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Waits for the ready frame. Fails with SpawnFailed on a timeout (the worker is then killed),
+  // a crash or a fatal frame.
+  asio::awaitable<Result<void>> waitReady(std::chrono::milliseconds timeout);
+
+  // Sends {"type":TYPE,"id":…,MEMBERS} and waits at most `timeout` for the answer. A timed-out
+  // call is forgotten: a late answer is dropped. Never throws for worker failures.
+  asio::awaitable<Reply> call(std::string_view type, std::string_view members, std::chrono::milliseconds timeout);
+
+  // Takes no new calls; the process is asked to exit once the calls in flight are answered.
+  void retire();
+
+  // SIGKILLs the process group now; calls in flight fail with `reason`.
+  void kill(std::string reason, bool outOfMemory = false);
+
+  // Runs `callback` once, when the process is gone and reaped (at once if it already is).
+  void onExit(std::function<void()> callback);
+
+  State state() const { return state_; }
+  bool accepting() const { return state_ == State::Ready; }
+  pid_t pid() const { return pid_; }
+  std::size_t inFlight() const { return pending_.size(); }
+  const std::string& workspace() const { return options_.workspace; }
+  const std::string& runtime() const { return options_.runtime; }
+  std::chrono::steady_clock::time_point lastUsed() const { return lastUsed_; }
+  std::chrono::steady_clock::time_point startedAt() const { return startedAt_; }
+
+ private:
+  struct Pending;
+
+  Worker(asio::any_io_executor executor, ChildProcess child, WorkerOptions options);
+  void send(std::string frame);
+  asio::awaitable<void> writeLoop();
+  asio::awaitable<void> readFrames();
+  asio::awaitable<void> readOutput();
+  void handleFrame(std::string_view line);
+  asio::awaitable<void> finish();
+  void closeRequests();
+  void finishRetiringIfIdle();
+
+  asio::any_io_executor executor_;
+  WorkerOptions options_;
+  pid_t pid_;
+  bool reaped_ = false;
+  State state_ = State::Starting;
+  asio::posix::stream_descriptor requests_;
+  asio::posix::stream_descriptor frames_;
+  asio::posix::stream_descriptor output_;
+  std::string outgoing_;
+  bool writing_ = false;
+  std::uint64_t nextId_ = 1;
+  std::unordered_map<std::uint64_t, Pending*> pending_;
+  asio::steady_timer readySignal_;
+  std::optional<Result<void>> readyResult_;
+  asio::steady_timer outputDone_;
+  bool outputClosed_ = false;
+  std::string outputTail_;
+  std::string killReason_;
+  bool killedForMemory_ = false;
+  asio::steady_timer retireKill_;
+  std::vector<std::function<void()>> exitCallbacks_;
+  std::chrono::steady_clock::time_point lastUsed_;
+  std::chrono::steady_clock::time_point startedAt_;
+  std::chrono::steady_clock::time_point outputWindowStart_;
+  std::size_t outputLinesInWindow_ = 0;
+};
+
+}  // namespace customcode::pool

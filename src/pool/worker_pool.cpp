@@ -1,0 +1,203 @@
+#include "pool/worker_pool.hpp"
+
+#include "common/async.hpp"
+#include "common/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+namespace customcode::pool {
+using namespace std::chrono_literals;
+using asio::as_tuple;
+using asio::use_awaitable;
+
+WorkerPool::WorkerPool(asio::any_io_executor executor, config::PoolConfig config, SpawnFunction spawn,
+                       Metrics& metrics)
+    : executor_(executor),
+      config_(config),
+      spawn_(std::move(spawn)),
+      metrics_(metrics),
+      sweepTimer_(executor),
+      alive_(std::make_shared<bool>(true)) {}
+
+WorkerPool::~WorkerPool() { *alive_ = false; }
+
+void WorkerPool::start() { spawnLogged(executor_, sweepLoop(), "idle worker sweeper"); }
+
+asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string workspace, std::string runtime,
+                                                                      std::uint64_t version) {
+  const std::string key = workspace + '\n' + runtime;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (stopping_) co_return Error{Errc::ShuttingDown, "The service is shutting down"};
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      Entry& entry = it->second;
+      if (!entry.worker) {
+        // Another run is starting this worker: wait for it, then look again.
+        auto started = entry.started;
+        co_await started->async_wait(as_tuple(use_awaitable));
+        continue;
+      }
+      if (entry.worker->accepting() && entry.version == version) {
+        touch(entry);
+        co_return entry.worker;
+      }
+      removeEntry(key, entry.version == version ? "worker gone" : "new version");
+    }
+
+    evictIfFull();
+    auto started = std::make_shared<asio::steady_timer>(executor_, std::chrono::steady_clock::time_point::max());
+    lru_.push_back(key);
+    entries_.emplace(key, Entry{.key = key,
+                                .workspace = workspace,
+                                .runtime = runtime,
+                                .version = version,
+                                .worker = nullptr,
+                                .started = started,
+                                .lru = std::prev(lru_.end())});
+    ++metrics_.spawns;
+    auto spawned = co_await spawn_(workspace, runtime);
+    Result<void> ready = spawned ? co_await (*spawned)->waitReady(config_.startupTimeout) : Result<void>(spawned.error());
+
+    auto it = entries_.find(key);
+    bool stillOurs = it != entries_.end() && it->second.started == started;
+    if (!ready) {
+      ++metrics_.spawnFailures;
+      if (stillOurs) {
+        lru_.erase(it->second.lru);
+        entries_.erase(it);
+      }
+      started->cancel();
+      metrics_.workersAlive = entries_.size();
+      co_return ready.error();
+    }
+    auto worker = *spawned;
+    if (!stillOurs) {
+      // Retired while starting (a save or a delete): this worker has stale code.
+      worker->retire();
+      started->cancel();
+      continue;
+    }
+    it->second.worker = worker;
+    worker->onExit([this, alive = std::weak_ptr<bool>(alive_), key, raw = worker.get()] {
+      if (alive.expired()) return;
+      ++metrics_.workerExits;
+      auto found = entries_.find(key);
+      if (found != entries_.end() && found->second.worker.get() == raw) {
+        lru_.erase(found->second.lru);
+        entries_.erase(found);
+      }
+      std::erase_if(retiring_, [raw](const auto& w) { return w.get() == raw; });
+      metrics_.workersAlive = entries_.size();
+    });
+    metrics_.workersAlive = entries_.size();
+    started->cancel();
+    co_return worker;
+  }
+  co_return Error{Errc::SpawnFailed, "The worker could not be started: the workspace keeps changing"};
+}
+
+void WorkerPool::touch(Entry& entry) { lru_.splice(lru_.end(), lru_, entry.lru); }
+
+void WorkerPool::evictIfFull() {
+  auto it = lru_.begin();
+  while (entries_.size() >= config_.maxWorkers && it != lru_.end()) {
+    auto key = *it++;
+    auto& entry = entries_.at(key);
+    if (!entry.worker) continue;  // starting: its spawner holds it
+    ++metrics_.evictionsLru;
+    removeEntry(key, "least recently used");
+  }
+}
+
+void WorkerPool::removeEntry(const std::string& key, const char* why) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  if (auto worker = it->second.worker) {
+    log::pool()->info("[ws:{}][pid {}] retiring {} worker: {}", worker->workspace(), worker->pid(),
+                      worker->runtime(), why);
+    worker->retire();
+    if (worker->state() != Worker::State::Dead) retiring_.push_back(worker);
+  }
+  lru_.erase(it->second.lru);
+  entries_.erase(it);
+  metrics_.workersAlive = entries_.size();
+}
+
+void WorkerPool::retireWorkspace(const std::string& workspace) {
+  std::vector<std::string> keys;
+  for (const auto& [key, entry] : entries_)
+    if (entry.workspace == workspace) keys.push_back(key);
+  for (const auto& key : keys) removeEntry(key, "workspace changed");
+}
+
+void WorkerPool::checkResponsive(std::shared_ptr<Worker> worker) {
+  spawnLogged(executor_, [](WorkerPool* self, std::shared_ptr<Worker> worker) -> asio::awaitable<void> {
+    if (worker->state() == Worker::State::Dead) co_return;
+    auto pong = co_await worker->call("ping", "", self->config_.pingTimeout);
+    if (pong.status == ReplyStatus::TimedOut && worker->state() != Worker::State::Dead) {
+      ++self->metrics_.killsStuck;
+      worker->kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
+    }
+  }(this, std::move(worker)), "worker ping");
+}
+
+void WorkerPool::sweepIdle() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> idle;
+  for (const auto& [key, entry] : entries_)
+    if (entry.worker && entry.worker->inFlight() == 0 && now - entry.worker->lastUsed() >= config_.idleTimeout)
+      idle.push_back(key);
+  for (const auto& key : idle) {
+    ++metrics_.evictionsIdle;
+    removeEntry(key, "idle");
+  }
+}
+
+asio::awaitable<void> WorkerPool::sweepLoop() {
+  auto period = std::clamp<std::chrono::milliseconds>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.idleTimeout) / 4, 50ms, 1000ms);
+  while (!stopping_) {
+    sweepTimer_.expires_after(period);
+    auto [ec] = co_await sweepTimer_.async_wait(as_tuple(use_awaitable));
+    if (ec || stopping_) break;
+    sweepIdle();
+  }
+}
+
+asio::awaitable<void> WorkerPool::shutdown(std::chrono::milliseconds grace) {
+  stopping_ = true;
+  sweepTimer_.cancel();
+  std::vector<std::shared_ptr<Worker>> all = retiring_;
+  for (auto& [key, entry] : entries_)
+    if (entry.worker) all.push_back(entry.worker);
+  for (auto& [key, entry] : entries_) entry.started->cancel();
+  for (auto& worker : all) worker->retire();
+  entries_.clear();
+  lru_.clear();
+  asio::steady_timer wait(executor_);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  auto anyAlive = [&] {
+    return std::any_of(all.begin(), all.end(), [](const auto& w) { return w->state() != Worker::State::Dead; });
+  };
+  while (anyAlive() && std::chrono::steady_clock::now() < deadline) {
+    wait.expires_after(10ms);
+    co_await wait.async_wait(as_tuple(use_awaitable));
+  }
+  for (auto& worker : all)
+    if (worker->state() != Worker::State::Dead) worker->kill("the service is shutting down");
+  while (anyAlive()) {
+    wait.expires_after(10ms);
+    co_await wait.async_wait(as_tuple(use_awaitable));
+  }
+  metrics_.workersAlive = 0;
+}
+
+std::vector<std::string> WorkerPool::workspacesForTest() const {
+  std::vector<std::string> out;
+  for (const auto& key : lru_) out.push_back(key.substr(0, key.find('\n')));
+  return out;
+}
+
+}  // namespace customcode::pool

@@ -1,0 +1,87 @@
+#pragma once
+
+#include "common/errors.hpp"
+#include "common/metrics.hpp"
+#include "config/config.hpp"
+#include "pool/worker.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace customcode::pool {
+
+// Starts a worker for (workspace, runtime), e.g. after bringing its generated script up to date.
+// The pool waits for its ready frame.
+using SpawnFunction = std::function<asio::awaitable<Result<std::shared_ptr<Worker>>>(std::string workspace,
+                                                                                    std::string runtime)>;
+
+// The supervised workers: at most one live worker per (workspace, runtime), at most maxWorkers in
+// all (the least recently used is retired first), idle ones retired after idleTimeout. Runs on one
+// executor (no strand); every method is called from it.
+class WorkerPool {
+ public:
+  WorkerPool(asio::any_io_executor executor, config::PoolConfig config, SpawnFunction spawn, Metrics& metrics);
+  ~WorkerPool();
+
+  // Returns a ready worker for (workspace, runtime) whose code is `version`: the live one if its
+  // version matches, otherwise a new one (the old one retires gracefully). Concurrent callers
+  // share one spawn. Fails with SpawnFailed (or what `spawn` returned) or ShuttingDown.
+  asio::awaitable<Result<std::shared_ptr<Worker>>> acquire(std::string workspace, std::string runtime,
+                                                           std::uint64_t version);
+
+  // After a call on `worker` timed out: pings it and kills it if it does not answer within
+  // pingTimeout, so its other calls fail and the next acquire spawns afresh.
+  void checkResponsive(std::shared_ptr<Worker> worker);
+
+  // Retires every worker of `workspace` (after a save or a delete).
+  void retireWorkspace(const std::string& workspace);
+
+  // Starts the idle sweeper.
+  void start();
+
+  // Retires every worker, waits up to `grace` for them to exit, then kills the rest.
+  asio::awaitable<void> shutdown(std::chrono::milliseconds grace);
+
+  std::size_t size() const { return entries_.size(); }
+  std::vector<std::string> workspacesForTest() const;  // LRU order, least recent first
+  void sweepIdleForTest() { sweepIdle(); }
+
+ private:
+  struct Entry {
+    std::string key;
+    std::string workspace;
+    std::string runtime;
+    std::uint64_t version = 0;
+    std::shared_ptr<Worker> worker;  // null while starting
+    std::shared_ptr<asio::steady_timer> started;  // cancelled when the spawn ends
+    std::list<std::string>::iterator lru;
+  };
+
+  void touch(Entry& entry);
+  void evictIfFull();
+  void removeEntry(const std::string& key, const char* why);
+  void sweepIdle();
+  asio::awaitable<void> sweepLoop();
+
+  asio::any_io_executor executor_;
+  config::PoolConfig config_;
+  SpawnFunction spawn_;
+  Metrics& metrics_;  // Owned by Server.
+  std::unordered_map<std::string, Entry> entries_;
+  std::list<std::string> lru_;  // keys, least recently used first
+  std::vector<std::shared_ptr<Worker>> retiring_;
+  asio::steady_timer sweepTimer_;
+  bool stopping_ = false;
+  std::shared_ptr<bool> alive_;  // lets worker exit callbacks outlive the pool safely
+};
+
+}  // namespace customcode::pool

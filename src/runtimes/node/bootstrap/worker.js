@@ -1,0 +1,312 @@
+'use strict';
+// The customcode Node.js worker. It loads one workspace's generated module and runs its functions
+// on request, many at a time. Frames (one JSON object per line) come in on fd 3 and go out on fd 4;
+// see src/pool/protocol.hpp. stdout and stderr go to the service log.
+
+const fs = require('fs');
+const net = require('net');
+const util = require('util');
+const vm = require('vm');
+const Module = require('module');
+const { AsyncLocalStorage } = require('async_hooks');
+const { performance } = require('perf_hooks');
+
+const IN_FD = 3;
+const OUT_FD = 4;
+
+function parseArgs(argv) {
+  const args = { module: null, builtins: [], logsMax: 256 * 1024, resultMax: 10 * 1024 * 1024, checkOnly: false };
+  for (let i = 0; i < argv.length; i++) {
+    switch (argv[i]) {
+      case '--module': args.module = argv[++i]; break;
+      case '--builtins': args.builtins = argv[++i].split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--logs-max': args.logsMax = Number(argv[++i]); break;
+      case '--result-max': args.resultMax = Number(argv[++i]); break;
+      case '--check-only': args.checkOnly = true; break;
+      default: break;
+    }
+  }
+  return args;
+}
+
+const args = parseArgs(process.argv.slice(2));
+
+// ---- Output ----
+
+// Results are batched per turn of the event loop; logs are written at once so that the logs of a
+// run stuck in a loop still reach the service before it times out.
+let outBuffer = '';
+let flushScheduled = false;
+
+function writeAll(text) {
+  const bytes = Buffer.from(text);
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += fs.writeSync(OUT_FD, bytes, offset, bytes.length - offset);
+    } catch (err) {
+      if (err.code === 'EAGAIN') continue;
+      process.exit(70);  // the service is gone
+    }
+  }
+}
+
+function flush() {
+  flushScheduled = false;
+  if (outBuffer.length === 0) return;
+  const text = outBuffer;
+  outBuffer = '';
+  writeAll(text);
+}
+
+function send(frame) {
+  outBuffer += JSON.stringify(frame) + '\n';
+  if (!flushScheduled) {
+    flushScheduled = true;
+    process.nextTick(flush);
+  }
+}
+
+function sendNow(frame) {
+  outBuffer += JSON.stringify(frame) + '\n';
+  flush();
+}
+
+// ---- Logs ----
+
+const runContext = new AsyncLocalStorage();
+const originalStderrWrite = process.stderr.write.bind(process.stderr);
+
+function emitLog(level, message) {
+  const run = runContext.getStore();
+  if (!run) {
+    // Outside any run (e.g. a timer left behind): to the service log.
+    originalStderrWrite(`[${level}] ${message}\n`);
+    return;
+  }
+  if (run.logsTruncated) return;
+  const bytes = Buffer.byteLength(message);
+  if (run.logBytes + bytes > args.logsMax) {
+    run.logsTruncated = true;
+    sendNow({
+      type: 'log', id: run.id, level: 'warn', timestamp: new Date().toISOString(),
+      message: `[customcode] logs truncated: this run wrote more than ${args.logsMax} bytes of logs`,
+    });
+    return;
+  }
+  run.logBytes += bytes;
+  sendNow({ type: 'log', id: run.id, level, message, timestamp: new Date().toISOString() });
+}
+
+function makeConsole() {
+  const sink = (level) => new (require('stream').Writable)({
+    write(chunk, _encoding, callback) {
+      emitLog(level, chunk.toString().replace(/\n$/, ''));
+      callback();
+    },
+  });
+  // time, count, group, table, assert...: Node's own Console, writing into the run's logs.
+  const base = new console.Console({ stdout: sink('log'), stderr: sink('error') });
+  const levels = { log: 'log', info: 'info', warn: 'warn', error: 'error', debug: 'debug' };
+  for (const [method, level] of Object.entries(levels)) {
+    base[method] = (...values) => emitLog(level, util.format(...values));
+  }
+  base.trace = (...values) => {
+    const stack = new Error().stack.split('\n').slice(2).join('\n');
+    emitLog('debug', `Trace: ${util.format(...values)}\n${stack}`);
+  };
+  base.dir = (value, options) => emitLog('log', util.inspect(value, options));
+  return base;
+}
+
+const capturingConsole = makeConsole();
+// Packages the functions use log through the global console: capture them too.
+Object.defineProperty(globalThis, 'console', { value: capturingConsole, writable: true, configurable: true });
+
+// ---- require ----
+
+const allowedBuiltins = new Set(args.builtins);
+
+function userRequire(name) {
+  if (typeof name !== 'string') throw new TypeError('require() expects a module name');
+  const bare = name.startsWith('node:') ? name.slice(5) : name;
+  if (Module.isBuiltin(name)) {
+    const top = bare.split('/')[0];
+    if (allowedBuiltins.has(top)) return require(name);
+    throw Object.assign(new Error(
+      `Cannot require "${name}": builtin module not allowed (NODE_BUILTIN_MODULES: ${[...allowedBuiltins].join(', ')})`),
+    { code: 'MODULE_NOT_ALLOWED' });
+  }
+  throw Object.assign(new Error(
+    `Cannot require "${name}": only the builtin modules in NODE_BUILTIN_MODULES (${[...allowedBuiltins].join(', ')}) ` +
+    'and the npm packages installed for this workspace can be required'), { code: 'MODULE_NOT_ALLOWED' });
+}
+
+// ---- Runs ----
+
+function describeError(err) {
+  if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
+    return { name: String(err.name || 'Error'), message: String(err.message), stack: err.stack ? String(err.stack) : undefined };
+  }
+  let message;
+  try { message = typeof err === 'string' ? err : JSON.stringify(err); } catch { message = String(err); }
+  return { name: 'Error', message: String(message) };
+}
+
+function serializeResult(value) {
+  if (value === undefined) return 'null';
+  const text = JSON.stringify(value);
+  if (text === undefined) return 'null';  // functions, symbols
+  return text;
+}
+
+let functions = Object.create(null);
+const cache = {};
+
+function handleRun(frame) {
+  const fn = Object.prototype.hasOwnProperty.call(functions, frame.fn) ? functions[frame.fn] : undefined;
+  const run = { id: frame.id, logBytes: 0, logsTruncated: false };
+  const started = performance.now();
+  const finish = (answer) => {
+    answer.duration = Math.round(performance.now() - started);
+    send(answer);
+  };
+  if (typeof fn !== 'function') {
+    finish({ type: 'result', id: frame.id, ok: false, error: { name: 'NotFound', message: `Function "${frame.fn}" not found` } });
+    return;
+  }
+  runContext.run(run, () => {
+    let promise;
+    try {
+      promise = Promise.resolve(fn(frame.parameters || {}));
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then((value) => {
+      let text;
+      try {
+        text = serializeResult(value);
+      } catch (err) {
+        finish({ type: 'result', id: frame.id, ok: false,
+          error: { name: 'TypeError', message: `The result is not JSON-serialisable: ${err.message}` } });
+        return;
+      }
+      if (Buffer.byteLength(text) > args.resultMax) {
+        finish({ type: 'result', id: frame.id, ok: false, error: { name: 'ResultTooLarge',
+          message: `The result is ${Buffer.byteLength(text)} bytes, more than FUNCTIONS_RESULT_MAX_SIZE (${args.resultMax} bytes)` } });
+        return;
+      }
+      // The result is spliced in as text: it was serialised once, here.
+      const duration = Math.round(performance.now() - started);
+      outBuffer += `{"type":"result","id":${frame.id},"ok":true,"duration":${duration},"result":${text}}\n`;
+      if (!flushScheduled) {
+        flushScheduled = true;
+        process.nextTick(flush);
+      }
+    }, (err) => {
+      finish({ type: 'result', id: frame.id, ok: false, error: describeError(err) });
+    });
+  });
+}
+
+// ---- Syntax checks ----
+
+const AsyncFunction = (async function () {}).constructor;
+
+function checkFunction(fn) {
+  const params = (fn.parameters || []).join(', ');
+  const source = `(async function ${fn.name}({${params}} = {}) {\n${fn.code}\n})`;
+  try {
+    new vm.Script(source, { filename: fn.name });
+  } catch (err) {
+    const lines = String(err.stack || '').split('\n');
+    const where = /:(\d+)$/.exec(lines[0] || '');
+    const codeLines = fn.code.split('\n');
+    let line = where ? Number(where[1]) - 1 : 1;
+    let column = lines[2] && lines[2].includes('^') ? lines[2].indexOf('^') + 1 : 1;
+    if (line < 1) { line = 1; column = 1; }
+    if (line > codeLines.length) {
+      line = codeLines.length;
+      column = codeLines[line - 1].length + 1;
+    }
+    return { function: fn.name, line, column, message: `${err.name}: ${err.message}` };
+  }
+  try {
+    // The body must be exactly one function body: code that closes the function early and opens
+    // another compiles above, but not here.
+    new AsyncFunction(`{${params}} = {}`, fn.code);
+  } catch (err) {
+    return { function: fn.name, line: 1, column: 1, message: `${err.name}: ${err.message} (the code must be a function body)` };
+  }
+  return null;
+}
+
+function handleCheck(frame) {
+  const errors = [];
+  for (const fn of frame.functions || []) {
+    const error = checkFunction(fn);
+    if (error) errors.push(error);
+  }
+  send({ type: 'checked', id: frame.id, errors });
+}
+
+// ---- Frames in ----
+
+function handleFrame(line) {
+  let frame;
+  try {
+    frame = JSON.parse(line);
+  } catch {
+    originalStderrWrite(`customcode worker: ignoring a malformed frame\n`);
+    return;
+  }
+  switch (frame.type) {
+    case 'run': handleRun(frame); break;
+    case 'ping': send({ type: 'pong', id: frame.id }); break;
+    case 'check': handleCheck(frame); break;
+    default: send({ type: 'error', id: frame.id, message: `unknown frame type ${frame.type}` });
+  }
+}
+
+function listen() {
+  const input = new net.Socket({ fd: IN_FD, readable: true, writable: false });
+  let pending = '';
+  input.setEncoding('utf8');
+  input.on('data', (chunk) => {
+    pending += chunk;
+    let newline;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      if (line.length > 0) handleFrame(line);
+    }
+  });
+  // The service closes our input to retire us.
+  input.on('end', () => { flush(); process.exit(0); });
+  input.on('error', () => process.exit(0));
+}
+
+// A promise rejected with no handler, or an exception thrown from a timer, belongs to no run any
+// more: log it and keep serving the other runs.
+process.on('unhandledRejection', (reason) => {
+  originalStderrWrite(`unhandled rejection: ${reason && reason.stack ? reason.stack : reason}\n`);
+});
+process.on('uncaughtException', (err) => {
+  originalStderrWrite(`uncaught exception: ${err && err.stack ? err.stack : err}\n`);
+});
+
+function main() {
+  if (!args.checkOnly) {
+    try {
+      const factory = require(args.module);
+      functions = Object.assign(Object.create(null), factory(cache, userRequire, capturingConsole));
+    } catch (err) {
+      sendNow({ type: 'fatal', message: `cannot load the workspace module: ${err && err.stack ? err.stack : err}` });
+      process.exit(1);
+    }
+  }
+  listen();
+  sendNow({ type: 'ready', pid: process.pid });
+}
+
+main();

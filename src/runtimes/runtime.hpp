@@ -1,0 +1,43 @@
+#pragma once
+
+#include "config/config.hpp"
+#include "pool/launcher.hpp"
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+// How a worker of each runtime is started: the interpreter, its flags, the bootstrap script and
+// the arguments it needs. The sandbox (pool/launcher) wraps what this returns.
+namespace customcode::runtimes {
+
+inline constexpr std::string_view kNode = "nodejs";
+inline constexpr std::string_view kPython = "python";
+
+class Runtimes {
+ public:
+  explicit Runtimes(config::RuntimeConfig config);
+
+  // The command of a worker that serves `workspaceDir`, whose generated script is `script`.
+  pool::LaunchSpec workerCommand(std::string_view runtime, const std::filesystem::path& workspaceDir,
+                                 const std::filesystem::path& script) const;
+
+  // The command of a worker that only checks syntax (no workspace).
+  pool::LaunchSpec checkerCommand(std::string_view runtime) const;
+
+  // Whether this build can run `runtime` (its bootstrap exists).
+  bool available(std::string_view runtime) const;
+
+  // Problems that stop start-up: a missing interpreter or bootstrap.
+  std::vector<std::string> startupProblems() const;
+
+  const config::RuntimeConfig& config() const { return config_; }
+
+ private:
+  std::filesystem::path bootstrap(std::string_view runtime) const;
+  std::vector<std::string> baseEnvironment() const;
+
+  config::RuntimeConfig config_;
+};
+
+}  // namespace customcode::runtimes

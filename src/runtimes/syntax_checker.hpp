@@ -1,0 +1,36 @@
+#pragma once
+
+#include "common/errors.hpp"
+#include "common/metrics.hpp"
+#include "pool/worker_pool.hpp"
+#include "runtimes/runtime.hpp"
+#include "workspace/workspace.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+namespace customcode::runtimes {
+
+// Compiles functions at save time in long-lived checker workers (one per runtime, started on first
+// use, restarted if they die), so that a syntax error is a 400 and never reaches a run.
+class SyntaxChecker {
+ public:
+  SyntaxChecker(boost::asio::any_io_executor executor, const Runtimes& runtimes, config::PoolConfig poolConfig);
+
+  // Compiles every function of `workspace` whose runtime is available. Fails with InvalidRequest
+  // whose details list each error as {"path", "message", "function", "line", "column"} (line and
+  // column of the user's code, from 1), or SpawnFailed / RunTimedOut if no checker answered.
+  boost::asio::awaitable<Result<void>> check(const workspace::Workspace& workspace);
+
+  boost::asio::awaitable<void> shutdown();
+
+ private:
+  boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnChecker(boost::asio::any_io_executor executor,
+                                                                             std::string runtime);
+
+  const Runtimes& runtimes_;  // Owned by Server.
+  Metrics metrics_;           // the checkers' own, not reported
+  pool::WorkerPool checkers_;
+};
+
+}  // namespace customcode::runtimes

@@ -1,0 +1,78 @@
+#include "workspace/codegen.hpp"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <stdexcept>
+
+namespace customcode::workspace {
+namespace json = boost::json;
+namespace {
+
+constexpr std::string_view kHeaderPrefix = "customcode generated script; source fingerprint ";
+
+std::string header(std::string_view commentPrefix, std::uint64_t fingerprint) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fingerprint));
+  return std::string(commentPrefix) + " " + std::string(kHeaderPrefix) + hex +
+         " (generated from workspace.yaml, do not edit)\n";
+}
+
+}  // namespace
+
+std::string_view scriptFileName(Language language) {
+  return language == Language::Python ? "functions.py" : "functions.js";
+}
+
+std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceFingerprint) {
+  std::string out = header("//", sourceFingerprint);
+  out += "module.exports = function (cache, require, console) {\n";
+  for (const auto& function : workspace.functions) {
+    if (function.language != Language::Node) continue;
+    out += "async function " + function.name + "({";
+    bool first = true;
+    for (const auto& parameter : function.parameters) {
+      if (!first) out += ", ";
+      first = false;
+      out += parameter.name;
+      // JSON is valid JavaScript for every value a default can hold.
+      if (parameter.defaultValue) out += " = " + json::serialize(*parameter.defaultValue);
+    }
+    out += "} = {}) {\n";
+    out += function.code;
+    out += "\n}\n";
+  }
+  out += "return {";
+  bool first = true;
+  for (const auto& function : workspace.functions) {
+    if (function.language != Language::Node) continue;
+    out += first ? " " : ", ";
+    first = false;
+    out += function.name;
+  }
+  out += " };\n};\n";
+  return out;
+}
+
+std::string generateScript(Language language, const Workspace& workspace, std::uint64_t sourceFingerprint) {
+  switch (language) {
+    case Language::Node: return generateNodeModule(workspace, sourceFingerprint);
+    case Language::Python: break;
+  }
+  throw std::logic_error("no code generator for " + std::string(languageName(language)));
+}
+
+std::optional<std::uint64_t> scriptFingerprint(std::string_view script) {
+  auto pos = script.find(kHeaderPrefix);
+  auto eol = script.find('\n');
+  if (pos == std::string_view::npos || pos > eol) return std::nullopt;
+  auto start = pos + kHeaderPrefix.size();
+  if (start + 16 > script.size()) return std::nullopt;
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(script.data() + start, script.data() + start + 16, value, 16);
+  if (ec != std::errc{} || ptr != script.data() + start + 16) return std::nullopt;
+  return value;
+}
+
+}  // namespace customcode::workspace

@@ -1,0 +1,233 @@
+#include "workspace/workspace_store.hpp"
+
+#include "common/log.hpp"
+#include "common/text.hpp"
+#include "workspace/codegen.hpp"
+#include "workspace/validation.hpp"
+#include "workspace/yaml_json.hpp"
+
+#include <boost/json.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace customcode::workspace {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kYamlName = "workspace.yaml";
+constexpr std::string_view kTempMarker = ".tmp-";
+constexpr std::string_view kTrashPrefix = ".trash-";
+
+std::string uniqueSuffix() {
+  static std::atomic<std::uint64_t> counter{0};
+  static const std::uint64_t seed = std::random_device{}();
+  return std::to_string(::getpid()) + "-" + std::to_string(seed % 1000000) + "-" +
+         std::to_string(counter.fetch_add(1));
+}
+
+Error storageError(const std::string& what, const fs::path& path, int err) {
+  log::store()->error("{} {}: {}", what, path.string(), std::strerror(err));
+  return Error{Errc::StorageFailed, "Storage failed: " + what + " (" + std::strerror(err) + ")"};
+}
+
+Result<void> fsyncDirectory(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return storageError("cannot open directory", dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return storageError("cannot fsync directory", dir, err);
+  return {};
+}
+
+std::optional<std::string> readFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream out;
+  out << in.rdbuf();
+  return std::move(out).str();
+}
+
+std::optional<FileIdentity> statIdentity(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileIdentity{.device = st.st_dev,
+                      .inode = st.st_ino,
+                      .mtimeNs = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                      .size = st.st_size};
+}
+
+}  // namespace
+
+Result<void> writeFileAtomic(const fs::path& path, std::string_view content) {
+  auto temp = path.parent_path() / ("." + path.filename().string() + std::string(kTempMarker) + uniqueSuffix());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return storageError("cannot create", temp, errno);
+  std::size_t written = 0;
+  while (written < content.size()) {
+    auto n = ::write(fd, content.data() + written, content.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(temp.c_str());
+      return storageError("cannot write", temp, err);
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return storageError("cannot fsync", temp, err);
+  }
+  ::close(fd);
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(temp.c_str());
+    return storageError("cannot rename", path, err);
+  }
+  return fsyncDirectory(path.parent_path());
+}
+
+WorkspaceStore::WorkspaceStore(config::StoreConfig config) : root_(std::move(config.root)) {}
+
+fs::path WorkspaceStore::directory(const std::string& name) const { return root_ / name; }
+
+Result<void> WorkspaceStore::open() {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) return storageError("cannot create the storage directory", root_, ec.value());
+  root_ = fs::canonical(root_, ec);
+  if (ec) return storageError("cannot resolve the storage directory", root_, ec.value());
+  // Leftovers of a crash: half-deleted workspaces and temp files that were never renamed.
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    auto name = entry.path().filename().string();
+    if (name.starts_with(kTrashPrefix)) {
+      fs::remove_all(entry.path(), ec);
+      continue;
+    }
+    if (!entry.is_directory() || name.starts_with(".")) continue;
+    for (const auto& file : fs::directory_iterator(entry.path(), ec))
+      if (file.path().filename().string().find(kTempMarker) != std::string::npos) fs::remove(file.path(), ec);
+  }
+  return {};
+}
+
+Result<StoredWorkspace> WorkspaceStore::save(const Workspace& workspace) {
+  auto dir = directory(workspace.name);
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    if (!fs::create_directory(dir, ec) && ec) return storageError("cannot create", dir, ec.value());
+    if (auto r = fsyncDirectory(root_); !r) return r.error();
+  }
+  StoredWorkspace stored;
+  stored.workspace = workspace;
+  auto yaml = jsonToYaml(workspace.body);
+  stored.fingerprint = text::fingerprint(yaml);
+  if (auto r = syncScripts(stored, true); !r) return r.error();
+  if (auto r = writeFileAtomic(dir / kYamlName, yaml); !r) return r.error();
+  auto identity = statIdentity(dir / kYamlName);
+  if (!identity) return storageError("cannot stat", dir / kYamlName, errno);
+  stored.identity = *identity;
+  log::store()->info("[ws:{}] saved {} function(s)", workspace.name, workspace.functions.size());
+  return stored;
+}
+
+Result<StoredWorkspace> WorkspaceStore::load(const std::string& name) const {
+  auto path = directory(name) / kYamlName;
+  // Identity first: if the file is replaced while we read, the identity is the older one and the
+  // next run notices the change.
+  auto identity = statIdentity(path);
+  auto yaml = readFile(path);
+  if (!identity || !yaml) return Error{Errc::WorkspaceNotFound, "Workspace \"" + name + "\" not found"};
+  try {
+    auto body = yamlToJson(*yaml);
+    auto parsed = parseWorkspace(name, body);
+    if (!parsed) {
+      log::store()->error("[ws:{}] workspace.yaml is not a valid workspace: {}", name, parsed.error().message);
+      return Error{Errc::StorageFailed, "Stored workspace \"" + name + "\" is invalid: " + parsed.error().message};
+    }
+    return StoredWorkspace{.workspace = std::move(*parsed), .fingerprint = text::fingerprint(*yaml), .identity = *identity};
+  } catch (const std::exception& e) {
+    log::store()->error("[ws:{}] cannot read workspace.yaml: {}", name, e.what());
+    return Error{Errc::StorageFailed, "Stored workspace \"" + name + "\" cannot be read"};
+  }
+}
+
+Result<void> WorkspaceStore::remove(const std::string& name) {
+  auto dir = directory(name);
+  std::error_code ec;
+  if (!fs::exists(dir / kYamlName, ec)) return Error{Errc::WorkspaceNotFound, "Workspace \"" + name + "\" not found"};
+  // Rename first so that the workspace disappears at once and a crash leaves only trash.
+  auto trash = root_ / (std::string(kTrashPrefix) + uniqueSuffix());
+  if (::rename(dir.c_str(), trash.c_str()) != 0) return storageError("cannot remove", dir, errno);
+  if (auto r = fsyncDirectory(root_); !r) return r.error();
+  fs::remove_all(trash, ec);
+  if (ec) log::store()->warn("[ws:{}] leftover files in {}: {}", name, trash.string(), ec.message());
+  log::store()->info("[ws:{}] deleted", name);
+  return {};
+}
+
+std::vector<std::string> WorkspaceStore::list() const {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    auto name = entry.path().filename().string();
+    if (name.starts_with(".") || !entry.is_directory(ec)) continue;
+    if (fs::exists(entry.path() / kYamlName, ec)) names.push_back(std::move(name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::optional<FileIdentity> WorkspaceStore::identity(const std::string& name) const {
+  return statIdentity(directory(name) / kYamlName);
+}
+
+Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored, bool force) {
+  auto dir = directory(stored.workspace.name);
+  for (auto language : {Language::Node, Language::Python}) {
+    auto path = dir / std::string(scriptFileName(language));
+    std::error_code ec;
+    if (!stored.workspace.uses(language)) {
+      fs::remove(path, ec);
+      continue;
+    }
+    if (!force) {
+      auto existing = readFile(path);
+      if (existing && scriptFingerprint(*existing) == stored.fingerprint) continue;
+    }
+    std::string script;
+    try {
+      script = generateScript(language, stored.workspace, stored.fingerprint);
+    } catch (const std::logic_error&) {
+      continue;  // No generator for this language in this build: its runs fail at run time.
+    }
+    if (auto r = writeFileAtomic(path, script); !r) return r.error();
+  }
+  return {};
+}
+
+std::size_t WorkspaceStore::regenerateAll() {
+  std::size_t count = 0;
+  for (const auto& name : list()) {
+    auto stored = load(name);
+    if (!stored) continue;  // load() logged it
+    if (auto r = syncScripts(*stored, true); !r) continue;
+    ++count;
+  }
+  log::store()->info("regenerated the scripts of {} workspace(s)", count);
+  return count;
+}
+
+}  // namespace customcode::workspace
