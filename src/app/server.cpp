@@ -17,6 +17,8 @@ using namespace std::chrono_literals;
 Server::Server(config::Config config)
     : config_(std::move(config)),
       store_(config_.store),
+      npm_(ioc_.get_executor(), fsPool_, store_, config_.npm, metrics_),
+      sandbox_(config_.sandbox),
       runtimes_(config_.runtime),
       pool_(ioc_.get_executor(), config_.pool,
             [this](std::string workspace, std::string runtime) { return spawnWorker(std::move(workspace), std::move(runtime)); },
@@ -27,6 +29,7 @@ Server::Server(config::Config config)
                                    .store = store_,
                                    .pool = pool_,
                                    .checker = checker_,
+                                   .npm = npm_,
                                    .runtimes = runtimes_,
                                    .metrics = metrics_},
            config_),
@@ -40,6 +43,15 @@ std::vector<std::string> Server::prepare() {
   if (auto opened = store_.open(); !opened)
     problems.push_back("FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH: " + opened.error().message);
   if (!problems.empty()) return problems;
+  npm_.removeLeftovers();
+  // Before any worker or checker starts: every command goes through the sandbox.
+  problems = sandbox_.prepare({store_.root(), config_.runtime.bootstrapDir});
+  if (!problems.empty()) return problems;
+  runtimes_.useSandbox(&sandbox_);
+  for (const auto& warning : sandbox_.warnings()) {
+    log::app()->warn("!!! {}", warning);
+    api_.addHealthWarning(warning);
+  }
   if (config_.store.updateScriptsOnStartup) store_.regenerateAll();
   auto port = listener_.open();
   if (!port) {

@@ -2,8 +2,10 @@
 
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "deps/npm_installer.hpp"
 #include "http/handlers.hpp"
 #include "http/listener.hpp"
+#include "pool/sandbox.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
 #include "runtimes/syntax_checker.hpp"
@@ -45,6 +47,8 @@ class Server {
   boost::asio::thread_pool fsPool_{2};
   Metrics metrics_;
   workspace::WorkspaceStore store_;
+  deps::NpmInstaller npm_;
+  pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerPool pool_;
   runtimes::SyntaxChecker checker_;

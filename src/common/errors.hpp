@@ -26,6 +26,8 @@ enum class Errc {
   MethodNotAllowed,
   ResultTooLarge,
   FunctionFailed,  // the user's function threw: details carry its name, message and stack
+  PackageNotFound,       // npm: no such package, or no version in the pinned range
+  PackageInstallFailed,  // npm failed otherwise (registry unreachable, timeout, no npm)
 };
 
 // An expected failure with the message a client may see.

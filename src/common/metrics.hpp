@@ -28,6 +28,8 @@ struct Metrics {
   std::uint64_t workerExits = 0;
   std::uint64_t workersAlive = 0;
   std::uint64_t saves = 0;
+  std::uint64_t npmInstalls = 0;         // npm runs started at save time
+  std::uint64_t npmInstallFailures = 0;  // of which failed or timed out
   std::uint64_t httpRequests = 0;
 
   void recordRun(const std::string& outcome, double seconds) {

@@ -85,6 +85,11 @@ bool isValidUtf8(std::string_view text) {
     if (extra == 9 || i + extra >= text.size()) return false;
     for (std::size_t k = 1; k <= extra; ++k)
       if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return false;
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 (RFC 3629).
+    auto next = extra > 0 ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if ((extra == 1 && c < 0xC2) || (c == 0xE0 && next < 0xA0) || (c == 0xED && next >= 0xA0) ||
+        (c == 0xF0 && next < 0x90) || (c == 0xF4 && next >= 0x90) || c > 0xF4)
+      return false;
     i += extra + 1;
   }
   return true;

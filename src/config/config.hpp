@@ -52,6 +52,24 @@ struct RuntimeConfig {
   std::size_t resultMaxBytes = 10 * 1024 * 1024;       // FUNCTIONS_RESULT_MAX_SIZE
 };
 
+// npm installs of the packages a workspace's JavaScript requires, at save time (docs/npm.md).
+struct NpmConfig {
+  std::filesystem::path npmPath = "/usr/bin/npm";  // NPM_PATH_BINARY
+  std::string registry;                  // NPM_CONFIG_REGISTRY; empty: npm's own configuration
+  milliseconds installTimeout{120'000};  // NPM_INSTALL_TIMEOUT
+  std::filesystem::path cacheDir;        // NPM_CACHE_DIRECTORY; empty: <storage root>/.npm-cache
+};
+
+// How workers are isolated from the host (docs/security.md).
+struct SandboxConfig {
+  enum class Mode { Auto, Bwrap, None };
+  Mode mode = Mode::Auto;                          // SANDBOX: auto, bwrap or none
+  std::filesystem::path bwrapPath = "/usr/bin/bwrap";
+  std::size_t memoryMaxBytes = 1024 * 1024 * 1024;  // WORKER_MEMORY_MAX_SIZE (per worker)
+  std::size_t tmpMaxBytes = 16 * 1024 * 1024;       // WORKER_TMP_MAX_SIZE (its private /tmp)
+  bool nodePermissionModel = true;                  // NODE_PERMISSION_MODEL
+};
+
 struct LogConfig {
   std::string level = "info";  // LOG_LEVEL
 };
@@ -61,6 +79,8 @@ struct Config {
   StoreConfig store;
   PoolConfig pool;
   RuntimeConfig runtime;
+  NpmConfig npm;
+  SandboxConfig sandbox;
   LogConfig log;
 };
 

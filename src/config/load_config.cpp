@@ -126,6 +126,35 @@ const std::vector<Variable>& variables() {
        }},
       {"FUNCTIONS_LOGS_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.runtime.logsMaxBytes; })},
       {"FUNCTIONS_RESULT_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.runtime.resultMaxBytes; })},
+      {"NPM_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.npm.npmPath; })},
+      {"NPM_CONFIG_REGISTRY",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = std::string(text::trim(text));
+         if (!v.empty() && !v.starts_with("http://") && !v.starts_with("https://")) return "must be an http(s) URL";
+         c.npm.registry = v;
+         return {};
+       }},
+      {"NPM_INSTALL_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.npm.installTimeout; })},
+      {"NPM_CACHE_DIRECTORY", path([](Config& c) -> std::filesystem::path& { return c.npm.cacheDir; })},
+      {"SANDBOX",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         if (v == "auto" || v.empty()) c.sandbox.mode = SandboxConfig::Mode::Auto;
+         else if (v == "bwrap") c.sandbox.mode = SandboxConfig::Mode::Bwrap;
+         else if (v == "none") c.sandbox.mode = SandboxConfig::Mode::None;
+         else return "must be auto, bwrap or none";
+         return {};
+       }},
+      {"WORKER_MEMORY_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.memoryMaxBytes; })},
+      {"WORKER_TMP_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.tmpMaxBytes; })},
+      {"NODE_PERMISSION_MODEL",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         if (v == "yes" || v == "true" || v == "1") c.sandbox.nodePermissionModel = true;
+         else if (v == "no" || v == "false" || v == "0") c.sandbox.nodePermissionModel = false;
+         else return "must be yes, true, no or false";
+         return {};
+       }},
       {"LOG_LEVEL",
        [](std::string_view text, Config& c) -> std::string {
          auto v = text::toLower(text::trim(text));

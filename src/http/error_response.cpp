@@ -8,7 +8,9 @@ namespace json = boost::json;
 
 bhttp::status statusOf(Errc code) {
   switch (code) {
-    case Errc::InvalidRequest: return bhttp::status::bad_request;
+    case Errc::InvalidRequest:
+    case Errc::PackageNotFound: return bhttp::status::bad_request;
+    case Errc::PackageInstallFailed: return bhttp::status::bad_gateway;
     case Errc::WorkspaceNotFound:
     case Errc::FunctionNotFound:
     case Errc::RouteNotFound: return bhttp::status::not_found;
@@ -29,7 +31,9 @@ bhttp::status statusOf(Errc code) {
 
 const char* errorName(Errc code) {
   switch (code) {
-    case Errc::InvalidRequest: return "RequestValidationError";
+    case Errc::InvalidRequest:
+    case Errc::PackageNotFound: return "RequestValidationError";
+    case Errc::PackageInstallFailed: return "PackageInstallError";
     case Errc::WorkspaceNotFound:
     case Errc::FunctionNotFound:
     case Errc::RouteNotFound: return "ObjectNotFoundError";

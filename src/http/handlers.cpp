@@ -164,7 +164,11 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
   auto checked = co_await deps_.checker.check(ws);
   if (!checked) co_return errorResponse(checked.error(), request.version(), request.keep_alive());
 
-  auto write = [&store = deps_.store, &ws] { return store.save(ws); };
+  // npm runs here, under the workspace's lock, into a staging directory; commit() swaps the
+  // packages in just before workspace.yaml is written (see deps/npm_installer.hpp).
+  auto staged = co_await deps_.npm.prepare(ws);
+  if (!staged) co_return errorResponse(staged.error(), request.version(), request.keep_alive());
+  auto write = [&npm = deps_.npm, &ws, &packages = *staged] { return npm.commit(ws, packages); };
   auto saved = co_await onPool(deps_.fsPool, deps_.loop, std::move(write));
   if (!saved) co_return errorResponse(saved.error(), request.version(), request.keep_alive());
   ++deps_.metrics.saves;
@@ -176,15 +180,16 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
   for (auto language : {workspace::Language::Node, workspace::Language::Python}) {
     std::string runtime(workspace::languageName(language));
     if (!stored->workspace.uses(language) || !deps_.runtimes.available(runtime)) continue;
-    spawnLogged(deps_.loop,
-                [](pool::WorkerPool& pool, std::string name, std::string runtime, std::uint64_t version) -> asio::awaitable<void> {
-                  auto warmed = co_await pool.acquire(name, runtime, version);
-                  if (!warmed) log::pool()->warn("[ws:{}] warming the {} worker failed: {}", name, runtime, warmed.error().message);
-                }(deps_.pool, name, runtime, versionOf(stored->identity)),
-                "worker warm-up");
+    spawnLogged(deps_.loop, warm(name, runtime, versionOf(stored->identity)), "worker warm-up");
   }
   // The body is echoed as sent.
   co_return jsonResponse(bhttp::status::ok, request.body(), request.version(), request.keep_alive());
+}
+
+// A member coroutine, not a lambda: GCC 12 corrupts the frames of lambda coroutines.
+asio::awaitable<void> Api::warm(std::string name, std::string runtime, std::uint64_t version) {
+  auto warmed = co_await deps_.pool.acquire(name, runtime, version);
+  if (!warmed) log::pool()->warn("[ws:{}] warming the {} worker failed: {}", name, runtime, warmed.error().message);
 }
 
 asio::awaitable<Response> Api::remove(const Request& request, std::string name) {

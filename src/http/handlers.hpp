@@ -3,6 +3,7 @@
 #include "common/errors.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "deps/npm_installer.hpp"
 #include "http/types.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
@@ -57,6 +58,7 @@ class Api {
     workspace::WorkspaceStore& store;
     pool::WorkerPool& pool;
     runtimes::SyntaxChecker& checker;
+    deps::NpmInstaller& npm;
     const runtimes::Runtimes& runtimes;
     Metrics& metrics;
   };
@@ -73,6 +75,7 @@ class Api {
   asio::awaitable<Response> remove(const Request& request, std::string workspace);
   asio::awaitable<Response> list(const Request& request);
   asio::awaitable<Response> run(const Request& request, std::string workspace, std::string function);
+  asio::awaitable<void> warm(std::string name, std::string runtime, std::uint64_t version);
   Response healthcheck(const Request& request) const;
   Response metrics(const Request& request) const;
 

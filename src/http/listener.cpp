@@ -70,12 +70,22 @@ asio::awaitable<void> Listener::acceptLoop() {
 asio::awaitable<void> Listener::session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  bool refusedBody = false;
   for (;;) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(config_.requestMaxSize);
     parser.header_limit(64 * 1024);
     stream.expires_after(config_.idleConnectionTimeout);
     auto [headerError, headerBytes] = co_await bhttp::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
+    if (headerError == bhttp::error::body_limit) {
+      // Beast refuses a Content-Length over the limit as soon as the header is parsed.
+      auto response = errorResponse(
+          Error{Errc::PayloadTooLarge, "Request body is larger than REQUEST_MAX_SIZE (" + sizeText(config_.requestMaxSize) + ")"},
+          parser.get().version(), false);
+      co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+      refusedBody = true;
+      break;
+    }
     if (headerError) break;  // closed, timed out or garbage: nothing to answer
     ++inFlight_;
     struct Done {
@@ -88,6 +98,7 @@ asio::awaitable<void> Listener::session(tcp::socket socket) {
     if (parser.content_length() && *parser.content_length() > config_.requestMaxSize) {
       auto response = errorResponse(tooLarge, header.version(), false);
       co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+      refusedBody = true;
       break;
     }
     if (header[bhttp::field::expect] == "100-continue") {
@@ -99,6 +110,7 @@ asio::awaitable<void> Listener::session(tcp::socket socket) {
     if (bodyError == bhttp::error::body_limit) {
       auto response = errorResponse(tooLarge, header.version(), false);
       co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+      refusedBody = true;
       break;
     }
     if (bodyError) {
@@ -119,6 +131,17 @@ asio::awaitable<void> Listener::session(tcp::socket socket) {
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  if (refusedBody) {
+    // The client may still be sending the body we refused. Closing with unread data resets the
+    // connection, and the reset can discard the 413 before the client reads it: drain a while.
+    stream.expires_after(std::chrono::seconds(2));
+    std::vector<char> sink(16 * 1024);
+    for (std::size_t drained = 0; drained < 64 * config_.requestMaxSize + (1u << 20);) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), as_tuple(use_awaitable));
+      if (ec) break;
+      drained += n;
+    }
+  }
 }
 
 }  // namespace customcode::http

@@ -36,6 +36,9 @@ std::string renderMetrics(const Metrics& m) {
   counter("customcode_worker_kills_total", "Workers killed because they stopped responding.", m.killsStuck);
   counter("customcode_worker_exits_total", "Worker processes that ended.", m.workerExits);
   counter("customcode_workspace_saves_total", "Workspaces saved.", m.saves);
+  counter("customcode_npm_installs_total", "npm installs run at save time (unchanged package sets skip npm).",
+          m.npmInstalls);
+  counter("customcode_npm_install_failures_total", "npm installs that failed or timed out.", m.npmInstallFailures);
   counter("customcode_http_requests_total", "HTTP requests handled.", m.httpRequests);
   return out;
 }

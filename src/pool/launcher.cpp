@@ -96,8 +96,6 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     ::syscall(SYS_close_range, 5u, static_cast<unsigned>(st - 1), 0u);
     ::syscall(SYS_close_range, static_cast<unsigned>(st + 1), ~0u, 0u);
     if (::setpgid(0, 0) != 0) childFail(st, 2);
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
-    if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -108,11 +106,15 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     setLimit(RLIMIT_FSIZE, l.fileSize, st, 3);
     setLimit(RLIMIT_CPU, l.cpuSeconds, st, 3);
     setLimit(RLIMIT_AS, l.addressSpace, st, 3);
+    setLimit(RLIMIT_DATA, l.dataSize, st, 3);
     setLimit(RLIMIT_CORE, l.coreSize, st, 3);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) childFail(st, 4);
     if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0))
       childFail(st, 5);
     if (spec.uid && ::setresuid(*spec.uid, *spec.uid, *spec.uid) != 0) childFail(st, 6);
+    // After the uid switch: changing credentials clears the parent-death signal.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
+    if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
     ::execve(argv[0], argv.data(), envp.data());
     childFail(st, 8);
   }

@@ -20,6 +20,7 @@ struct ResourceLimits {
   std::optional<std::uint64_t> fileSize;      // RLIMIT_FSIZE, bytes
   std::optional<std::uint64_t> cpuSeconds;    // RLIMIT_CPU
   std::optional<std::uint64_t> addressSpace;  // RLIMIT_AS, bytes
+  std::optional<std::uint64_t> dataSize;      // RLIMIT_DATA, bytes (private writable memory)
   std::optional<std::uint64_t> coreSize = 0;  // RLIMIT_CORE: no core dumps of user code
 };
 

@@ -168,15 +168,18 @@ void Worker::closeRequests() {
     return;
   }
   // Let the writer flush first: closing under it would drop frames.
-  spawnLogged(executor_, [](std::shared_ptr<Worker> self) -> asio::awaitable<void> {
-    asio::steady_timer wait(self->executor_);
-    while (self->writing_) {
-      wait.expires_after(1ms);
-      co_await wait.async_wait(as_tuple(use_awaitable));
-    }
-    boost::system::error_code ignored;
-    self->requests_.close(ignored);
-  }(shared_from_this()), "worker close");
+  spawnLogged(executor_, closeAfterFlush(), "worker close");
+}
+
+asio::awaitable<void> Worker::closeAfterFlush() {
+  auto self = shared_from_this();
+  asio::steady_timer wait(executor_);
+  while (writing_) {
+    wait.expires_after(1ms);
+    co_await wait.async_wait(as_tuple(use_awaitable));
+  }
+  boost::system::error_code ignored;
+  requests_.close(ignored);
 }
 
 void Worker::kill(std::string reason, bool outOfMemory) {

@@ -72,7 +72,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void onExit(std::function<void()> callback);
 
   State state() const { return state_; }
-  bool accepting() const { return state_ == State::Ready; }
+  // A killed worker takes no new run even before it is reaped.
+  bool accepting() const { return state_ == State::Ready && killReason_.empty(); }
   pid_t pid() const { return pid_; }
   std::size_t inFlight() const { return pending_.size(); }
   const std::string& workspace() const { return options_.workspace; }
@@ -91,6 +92,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void handleFrame(std::string_view line);
   asio::awaitable<void> finish();
   void closeRequests();
+  asio::awaitable<void> closeAfterFlush();
   void finishRetiringIfIdle();
 
   asio::any_io_executor executor_;

@@ -46,7 +46,26 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
       removeEntry(key, entry.version == version ? "worker gone" : "new version");
     }
 
-    evictIfFull();
+    // Make room: at most maxWorkers processes, counting those still starting and those evicted
+    // but not yet gone. When every slot is starting, wait for a start; an evicted idle worker
+    // exits at once, a busy one finishes its runs first, so its wait is bounded.
+    const auto exitBound = std::chrono::steady_clock::now() + config_.killGrace + 100ms;
+    asio::steady_timer pause(executor_);
+    for (;;) {
+      if (stopping_ || entries_.contains(key)) break;  // another caller started it while we waited
+      evictIfFull();
+      if (entries_.size() >= config_.maxWorkers) {
+        auto starting = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return !e.second.worker; });
+        if (starting == entries_.end()) break;
+        auto startedTimer = starting->second.started;
+        co_await startedTimer->async_wait(as_tuple(use_awaitable));
+        continue;
+      }
+      if (entries_.size() + exiting_ < config_.maxWorkers || std::chrono::steady_clock::now() >= exitBound) break;
+      pause.expires_after(5ms);
+      co_await pause.async_wait(as_tuple(use_awaitable));
+    }
+    if (stopping_ || entries_.contains(key)) continue;  // changed while we waited: look again
     auto started = std::make_shared<asio::steady_timer>(executor_, std::chrono::steady_clock::time_point::max());
     lru_.push_back(key);
     entries_.emplace(key, Entry{.key = key,
@@ -58,7 +77,12 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
                                 .lru = std::prev(lru_.end())});
     ++metrics_.spawns;
     auto spawned = co_await spawn_(workspace, runtime);
-    Result<void> ready = spawned ? co_await (*spawned)->waitReady(config_.startupTimeout) : Result<void>(spawned.error());
+    // No co_await inside ?: here: GCC 12 destroys such a temporary twice (use-after-free).
+    Result<void> ready = spawned ? Result<void>() : Result<void>(spawned.error());
+    if (spawned) {
+      auto waited = co_await (*spawned)->waitReady(config_.startupTimeout);
+      ready = std::move(waited);
+    }
 
     auto it = entries_.find(key);
     bool stillOurs = it != entries_.end() && it->second.started == started;
@@ -107,6 +131,10 @@ void WorkerPool::evictIfFull() {
     auto& entry = entries_.at(key);
     if (!entry.worker) continue;  // starting: its spawner holds it
     ++metrics_.evictionsLru;
+    ++exiting_;
+    entry.worker->onExit([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (!alive.expired()) --exiting_;
+    });
     removeEntry(key, "least recently used");
   }
 }
@@ -133,14 +161,16 @@ void WorkerPool::retireWorkspace(const std::string& workspace) {
 }
 
 void WorkerPool::checkResponsive(std::shared_ptr<Worker> worker) {
-  spawnLogged(executor_, [](WorkerPool* self, std::shared_ptr<Worker> worker) -> asio::awaitable<void> {
-    if (worker->state() == Worker::State::Dead) co_return;
-    auto pong = co_await worker->call("ping", "", self->config_.pingTimeout);
-    if (pong.status == ReplyStatus::TimedOut && worker->state() != Worker::State::Dead) {
-      ++self->metrics_.killsStuck;
-      worker->kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
-    }
-  }(this, std::move(worker)), "worker ping");
+  spawnLogged(executor_, pingOrKill(std::move(worker)), "worker ping");
+}
+
+asio::awaitable<void> WorkerPool::pingOrKill(std::shared_ptr<Worker> worker) {
+  if (worker->state() == Worker::State::Dead) co_return;
+  auto pong = co_await worker->call("ping", "", config_.pingTimeout);
+  if (pong.status == ReplyStatus::TimedOut && worker->state() != Worker::State::Dead) {
+    ++metrics_.killsStuck;
+    worker->kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
+  }
 }
 
 void WorkerPool::sweepIdle() {

@@ -70,6 +70,7 @@ class WorkerPool {
   void evictIfFull();
   void removeEntry(const std::string& key, const char* why);
   void sweepIdle();
+  asio::awaitable<void> pingOrKill(std::shared_ptr<Worker> worker);
   asio::awaitable<void> sweepLoop();
 
   asio::any_io_executor executor_;
@@ -79,6 +80,7 @@ class WorkerPool {
   std::unordered_map<std::string, Entry> entries_;
   std::list<std::string> lru_;  // keys, least recently used first
   std::vector<std::shared_ptr<Worker>> retiring_;
+  std::size_t exiting_ = 0;  // evicted by LRU, not yet reaped: they still hold a slot
   asio::steady_timer sweepTimer_;
   bool stopping_ = false;
   std::shared_ptr<bool> alive_;  // lets worker exit callbacks outlive the pool safely

@@ -49,6 +49,10 @@ pool::LaunchSpec Runtimes::workerCommand(std::string_view runtime, const fs::pat
                  "--logs-max", std::to_string(config_.logsMaxBytes),
                  "--result-max", std::to_string(config_.resultMaxBytes)};
   } else if (runtime == kPython) {
+    // One BLAS thread per worker: numpy's OpenBLAS would otherwise start one per core in every
+    // workspace's worker, and fail to under the process limits.
+    for (const char* var : {"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"})
+      spec.env.emplace_back(var);
     spec.argv = {config_.pythonPath.string(), "-I", "-X", "utf8", bootstrap(kPython).string(),
                  "--module", script.string(),
                  "--builtins", joined(config_.pythonBuiltinModules),
@@ -58,7 +62,27 @@ pool::LaunchSpec Runtimes::workerCommand(std::string_view runtime, const fs::pat
   } else {
     throw std::logic_error("unknown runtime " + std::string(runtime));
   }
-  return spec;
+  return sandboxed(std::move(spec), runtime, workspaceDir);
+}
+
+pool::LaunchSpec Runtimes::sandboxed(pool::LaunchSpec spec, std::string_view runtime, const fs::path& workspaceDir) const {
+  if (sandbox_ == nullptr) return spec;
+  pool::SandboxView view{.readOnly = {config_.bootstrapDir}};
+  if (workspaceDir != config_.bootstrapDir) view.readOnly.push_back(workspaceDir);
+  if (runtime == kNode) {
+    view.memory = pool::SandboxView::Memory::Data;
+    // Defence in depth: Node's permission model limits reads to the bootstrap and the workspace,
+    // and refuses child processes, worker threads, native addons and process.binding.
+    if (sandbox_->nodePermissionModel()) {
+      std::vector<std::string> flags{"--experimental-permission", "--disable-warning=ExperimentalWarning"};
+      // Node 20 takes one flag per directory, its contents granted with a trailing "/*".
+      for (const auto& dir : view.readOnly) flags.push_back("--allow-fs-read=" + (dir / "*").string());
+      spec.argv.insert(spec.argv.begin() + 1, flags.begin(), flags.end());
+    }
+  } else {
+    view.memory = pool::SandboxView::Memory::AddressSpace;
+  }
+  return sandbox_->wrap(std::move(spec), view);
 }
 
 pool::LaunchSpec Runtimes::checkerCommand(std::string_view runtime) const {

@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "pool/launcher.hpp"
+#include "pool/sandbox.hpp"
 
 #include <filesystem>
 #include <string>
@@ -33,11 +34,17 @@ class Runtimes {
 
   const config::RuntimeConfig& config() const { return config_; }
 
+  // Every command built from now on goes through `sandbox` (limits, and bubblewrap when isolated).
+  void useSandbox(const pool::Sandbox* sandbox) { sandbox_ = sandbox; }
+
  private:
   std::filesystem::path bootstrap(std::string_view runtime) const;
   std::vector<std::string> baseEnvironment() const;
 
+  pool::LaunchSpec sandboxed(pool::LaunchSpec spec, std::string_view runtime, const std::filesystem::path& workspaceDir) const;
+
   config::RuntimeConfig config_;
+  const pool::Sandbox* sandbox_ = nullptr;
 };
 
 }  // namespace customcode::runtimes

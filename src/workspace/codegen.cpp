@@ -55,10 +55,30 @@ std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceF
   return out;
 }
 
+std::string generatePythonModule(const Workspace& workspace, std::uint64_t sourceFingerprint) {
+  auto literal = [](std::string_view text) { return json::serialize(json::string(text)); };
+  std::string out = header("#", sourceFingerprint);
+  out += "# Data only: runtimes/python/worker.py compiles each code as the body of its function.\n";
+  out += "FUNCTIONS = [\n";
+  for (const auto& function : workspace.functions) {
+    if (function.language != Language::Python) continue;
+    out += "    {\n        \"name\": " + literal(function.name) + ",\n        \"parameters\": [";
+    for (const auto& parameter : function.parameters) {
+      // The default travels as JSON text: JSON's true/false/null are not Python literals.
+      out += "(" + literal(parameter.name) + ", " +
+             (parameter.defaultValue ? literal(json::serialize(*parameter.defaultValue)) : std::string("None")) +
+             "), ";
+    }
+    out += "],\n        \"code\": " + literal(function.code) + ",\n    },\n";
+  }
+  out += "]\n";
+  return out;
+}
+
 std::string generateScript(Language language, const Workspace& workspace, std::uint64_t sourceFingerprint) {
   switch (language) {
     case Language::Node: return generateNodeModule(workspace, sourceFingerprint);
-    case Language::Python: break;
+    case Language::Python: return generatePythonModule(workspace, sourceFingerprint);
   }
   throw std::logic_error("no code generator for " + std::string(languageName(language)));
 }

@@ -19,6 +19,14 @@ std::string_view scriptFileName(Language language);
 // The user's code sits on its own lines, so its line N is line N + offset() of the module.
 std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceFingerprint);
 
+// The Python module of every python function of `workspace`. It holds data only, one Python
+// literal: `FUNCTIONS = [{"name", "parameters": [(NAME, DEFAULT_JSON_TEXT or None), ...], "code"}]`,
+// every string JSON-escaped (a JSON string is a valid Python string literal). The worker
+// (runtimes/python/bootstrap/worker.py) compiles each code as the body of
+// `async def NAME(p1=<default or None>, ...)` with the ast module, so the code is never
+// re-indented and its line N is line N in tracebacks and syntax errors.
+std::string generatePythonModule(const Workspace& workspace, std::uint64_t sourceFingerprint);
+
 // Generated scripts, keyed by language, for the languages the workspace uses.
 std::string generateScript(Language language, const Workspace& workspace, std::uint64_t sourceFingerprint);
 

@@ -203,15 +203,16 @@ Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored, bool for
       fs::remove(path, ec);
       continue;
     }
-    if (!force) {
-      auto existing = readFile(path);
-      if (existing && scriptFingerprint(*existing) == stored.fingerprint) continue;
-    }
     std::string script;
     try {
       script = generateScript(language, stored.workspace, stored.fingerprint);
     } catch (const std::logic_error&) {
       continue;  // No generator for this language in this build: its runs fail at run time.
+    }
+    if (!force) {
+      // The whole text, not only the header's fingerprint: a damaged script may keep its header.
+      auto existing = readFile(path);
+      if (existing && *existing == script) continue;
     }
     if (auto r = writeFileAtomic(path, script); !r) return r.error();
   }

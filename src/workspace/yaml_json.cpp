@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 namespace customcode::workspace {
 namespace json = boost::json;
@@ -16,6 +17,7 @@ namespace {
 // double-quoted instead.
 bool fitsLiteralBlock(std::string_view s) {
   if (s.find('\n') == std::string_view::npos) return false;
+  if (s.ends_with("\n\n")) return false;  // "|" and "|-" keep at most one final newline
   if (s.front() == ' ' || s.front() == '\n' || s.front() == '\t') return false;
   std::size_t lineStart = 0;
   for (std::size_t i = 0; i <= s.size(); ++i) {
@@ -31,7 +33,9 @@ bool fitsLiteralBlock(std::string_view s) {
   return true;
 }
 
-void emit(YAML::Emitter& out, const json::value& v) {
+// yaml-cpp always writes a block literal as "|", which reads back with a final newline; `strip`
+// collects where to add the "-" of "|-" for text that has none.
+void emit(YAML::Emitter& out, const json::value& v, std::vector<std::size_t>& strip) {
   switch (v.kind()) {
     case json::kind::null: out << YAML::Null; break;
     case json::kind::bool_: out << v.get_bool(); break;
@@ -45,20 +49,25 @@ void emit(YAML::Emitter& out, const json::value& v) {
     }
     case json::kind::string: {
       std::string_view s = v.get_string();
-      if (fitsLiteralBlock(s)) out << YAML::Literal << std::string(s);
-      else out << YAML::DoubleQuoted << std::string(s);
+      if (fitsLiteralBlock(s)) {
+        auto before = out.size();
+        out << YAML::Literal << std::string(s);
+        if (s.back() != '\n') strip.push_back(std::string_view(out.c_str()).find('|', before) + 1);
+      } else {
+        out << YAML::DoubleQuoted << std::string(s);
+      }
       break;
     }
     case json::kind::array:
       out << YAML::BeginSeq;
-      for (const auto& item : v.get_array()) emit(out, item);
+      for (const auto& item : v.get_array()) emit(out, item, strip);
       out << YAML::EndSeq;
       break;
     case json::kind::object:
       out << YAML::BeginMap;
       for (const auto& [key, item] : v.get_object()) {
         out << YAML::Key << YAML::DoubleQuoted << std::string(key) << YAML::Value;
-        emit(out, item);
+        emit(out, item, strip);
       }
       out << YAML::EndMap;
       break;
@@ -114,9 +123,12 @@ json::value toJson(const YAML::Node& node) {
 std::string jsonToYaml(const json::value& value) {
   YAML::Emitter out;
   out.SetIndent(2);
-  emit(out, value);
+  std::vector<std::size_t> strip;
+  emit(out, value, strip);
   if (!out.good()) throw std::runtime_error("cannot write YAML: " + out.GetLastError());
-  return std::string(out.c_str()) + "\n";
+  std::string text(out.c_str());
+  for (auto it = strip.rbegin(); it != strip.rend(); ++it) text.insert(*it, 1, '-');
+  return text + "\n";
 }
 
 json::value yamlToJson(std::string_view yaml) {

@@ -1,9 +1,14 @@
 """End-to-end fixtures: start the real customcode binary on a free port with a temporary data
 directory, and talk to it over HTTP only."""
+import http.client
+import json
 import os
+import pathlib
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -135,6 +140,46 @@ class Service:
                 continue
         return pids
 
+    def node_worker_pids(self, workspace=None):
+        """Pids of the live workers that run a workspace's module (not the syntax checkers),
+        optionally only those of `workspace`, from their command lines."""
+        out = []
+        for pid in self.worker_pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if "--module" not in args:
+                continue
+            module = args[args.index("--module") + 1] if args.index("--module") + 1 < len(args) else ""
+            if workspace is None or os.path.basename(os.path.dirname(module)) == workspace:
+                out.append(pid)
+        return out
+
+    def metric(self, name):
+        """The value of one sample of /metrics, e.g. metric('customcode_runs_total{outcome="ok"}')."""
+        for line in self.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return None
+
+    def raw(self, method, path, body=None, headers=None, timeout=30):
+        """A request whose target is sent byte for byte (requests normalises paths such as %2e%2e).
+        Returns (status, headers, parsed JSON body or text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read().decode(errors="replace")
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = data
+            return response.status, dict(response.getheaders()), parsed
+        finally:
+            conn.close()
+
     def zombies(self):
         out = []
         for entry in os.listdir("/proc"):
@@ -160,19 +205,40 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+@pytest.fixture(scope="session")
+def data_base():
+    """Where services keep their data. Not under pytest's tmp_path: that lives in a 0700
+    directory, and the sandboxed workers (uid 65534 when the tests run as root) must be able to
+    reach their workspace directory, which is bound into their sandbox by path."""
+    base = tempfile.mkdtemp(prefix="customcode-e2e-")
+    os.chmod(base, 0o711)
+    yield pathlib.Path(base)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
-def make_service(binary, tmp_path):
+def make_service(binary, tmp_path, data_base):
     """Factory: make_service(env={...}, data_dir=None) starts a service; all are stopped at the end."""
     started = []
 
     def factory(env=None, data_dir=None, start=True):
-        service = Service(binary, data_dir or (tmp_path / f"data{len(started)}"), env)
+        service = Service(binary, data_dir or (data_base / f"{tmp_path.name}-data{len(started)}"), env)
         started.append(service)
         return service.start() if start else service
 
     yield factory
     for service in started:
         service.stop(signal.SIGKILL if service.proc and service.proc.poll() is None else signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def shared_service(binary, tmp_path_factory):
+    """One default service for a whole test module, for tests that only save and run workspaces
+    of their own (each test uses its own workspace names)."""
+    service = Service(binary, tmp_path_factory.mktemp("shared"))
+    service.start()
+    yield service
+    service.stop()
 
 
 @pytest.fixture

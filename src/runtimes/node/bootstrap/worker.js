@@ -4,6 +4,7 @@
 // see src/pool/protocol.hpp. stdout and stderr go to the service log.
 
 const fs = require('fs');
+const path = require('path');
 const net = require('net');
 const util = require('util');
 const vm = require('vm');
@@ -137,9 +138,75 @@ function userRequire(name) {
       `Cannot require "${name}": builtin module not allowed (NODE_BUILTIN_MODULES: ${[...allowedBuiltins].join(', ')})`),
     { code: 'MODULE_NOT_ALLOWED' });
   }
-  throw Object.assign(new Error(
-    `Cannot require "${name}": only the builtin modules in NODE_BUILTIN_MODULES (${[...allowedBuiltins].join(', ')}) ` +
-    'and the npm packages installed for this workspace can be required'), { code: 'MODULE_NOT_ALLOWED' });
+  if (name.startsWith('.') || name.startsWith('/') || name.includes(':') || name.includes('\\')) {
+    throw Object.assign(new Error(
+      `Cannot require "${name}": only the builtin modules in NODE_BUILTIN_MODULES (${[...allowedBuiltins].join(', ')}) ` +
+      'and the npm packages installed for this workspace can be required'), { code: 'MODULE_NOT_ALLOWED' });
+  }
+  return requirePackage(name);
+}
+
+// ---- npm packages ----
+
+// The workspace's own packages, installed when it was saved (docs/npm.md): <workspace>/node_modules
+// only, never a parent directory's node_modules, the service's or a global folder.
+const workspaceDir = realDirectory(args.module ? path.dirname(path.resolve(args.module)) : null);
+const packagesDir = workspaceDir && path.join(workspaceDir, 'node_modules');
+const resolvedPackages = new Map();  // specifier -> file, so a require in a hot function costs one lookup
+
+function realDirectory(dir) {
+  if (!dir) return null;
+  try { return fs.realpathSync(dir); } catch { return dir; }
+}
+
+function isInside(file, dir) {
+  return typeof file === 'string' && file.startsWith(dir + path.sep);
+}
+
+function packageNameOf(specifier) {
+  const parts = specifier.split('/');
+  const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+  return /^(@[A-Za-z0-9~][A-Za-z0-9._~-]*\/)?[A-Za-z0-9~][A-Za-z0-9._~-]*$/.test(name) ? name : null;
+}
+
+function notInstalled(specifier, pkg, detail) {
+  return Object.assign(new Error(
+    `Cannot require "${specifier}": ${detail || `package "${pkg}" is not installed for this workspace`}. ` +
+    'Packages are installed when the workspace is saved: those its code loads with require(\'...\') or ' +
+    'import(\'...\') and those listed in "dependencies"; none when "disableNpmRegistry" is true.'),
+  { code: 'MODULE_NOT_FOUND' });
+}
+
+function requirePackage(specifier) {
+  const known = resolvedPackages.get(specifier);
+  if (known) return require(known);
+  const pkg = packageNameOf(specifier);
+  if (!pkg || !packagesDir) throw notInstalled(specifier, pkg || specifier);
+  const manifest = path.join(packagesDir, pkg, 'package.json');
+  if (!fs.existsSync(manifest)) throw notInstalled(specifier, pkg);
+  // Resolved from the package's own directory, whose lookup paths stop at the workspace (below).
+  let file;
+  try {
+    file = Module.createRequire(manifest).resolve(specifier);
+  } catch (err) {
+    throw notInstalled(specifier, pkg, `it is not part of package "${pkg}" (${err.message.split('\n')[0]})`);
+  }
+  let real = file;
+  try { real = fs.realpathSync(file); } catch { /* resolve() found it: keep its path */ }
+  if (!isInside(real, packagesDir)) throw notInstalled(specifier, pkg);
+  resolvedPackages.set(specifier, file);
+  return require(file);
+}
+
+// Requires made by the packages themselves: their lookup paths are cut at the workspace directory,
+// so a package missing a dependency fails rather than finding one outside the workspace.
+if (workspaceDir && typeof Module._resolveLookupPaths === 'function') {
+  const lookupPaths = Module._resolveLookupPaths;
+  Module._resolveLookupPaths = function (request, parent) {
+    const paths = lookupPaths.call(this, request, parent);
+    if (!Array.isArray(paths) || !parent || !isInside(parent.filename, packagesDir)) return paths;
+    return paths.filter((dir) => dir === workspaceDir || isInside(dir, workspaceDir));
+  };
 }
 
 // ---- Runs ----

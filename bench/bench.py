@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""customcode benchmark: starts a Release build with a fresh data directory and measures the run
+path with wrk (warm req/s and latency), cold starts, memory per worker, and isolation under a
+spinning neighbour. Prints a table (min / median / max over repeats) and writes a JSON file.
+
+Run by hand: bench/run.sh [--repeats 3] [--duration 5] [--only warm,cold,...]
+Nothing here is asserted: it measures.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+POST_LUA = os.path.join(HERE, "post.lua")
+
+HELLO_JS = {"hello": {"code": 'return "Hello " + name;', "parameters": {"name": {"type": "string"}}}}
+HELLO_PY = {"hello": {"code": 'return "Hello " + name', "language": "python",
+                      "parameters": {"name": {"type": "string"}}}}
+CPU_JS = {"cpu": {"code": "let s = 0; for (let i = 0; i < 1e6; i++) s += i * i; return s;"}}
+SPIN_JS = {"spin": {"code": "while (true) {}"}}
+
+
+class Service:
+    def __init__(self, binary, data_dir, env=None):
+        self.binary, self.data_dir, self.env = binary, data_dir, env or {}
+        self.proc, self.port = None, None
+
+    def start(self):
+        env = {"PATH": os.environ["PATH"], "PORT": "0", "HOST": "127.0.0.1",
+               "FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH": self.data_dir, "LOG_LEVEL": "info"}
+        env.update(self.env)
+        self.proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"listening on [^ ]+:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if not self.port:
+            raise RuntimeError("service did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def post(self, path, body, timeout=60):
+        data = json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def save(self, ws, functions):
+        status, body = self.post(f"/v2/functions/{ws}", {"functions": functions})
+        if status != 200:
+            raise RuntimeError(f"save {ws} failed: {status} {body[:300]}")
+
+    def run(self, ws, fn, params=None):
+        return self.post(f"/v2/functions/{ws}/run/{fn}", {"parameters": params or {}})
+
+    def worker_pids(self):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == self.proc.pid:
+                        pids.append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return pids
+
+
+def descendants(pid):
+    """pid and every process below it."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(url, connections, duration, body):
+    threads = min(connections, 2)
+    env = dict(os.environ, BENCH_BODY=json.dumps(body))
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+                          "--latency", "-s", POST_LUA, url], env=env, capture_output=True, text=True,
+                         timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = int(re.search(r"non2xx (\d+)", out).group(1))
+    if non2xx:
+        print(f"  warning: {non2xx} non-2xx answers", file=sys.stderr)
+    return {"rps": rps, "p50_ms": to_ms(lat["50"]), "p99_ms": to_ms(lat["99"])}
+
+
+def time_first_run(service, ws, fn, params=None):
+    start = time.perf_counter()
+    status, body = service.run(ws, fn, params)
+    elapsed = (time.perf_counter() - start) * 1000
+    if status != 200:
+        raise RuntimeError(f"run {ws}/{fn} failed: {status} {body[:300]}")
+    return elapsed
+
+
+def cold_start(service, functions, fn, params, samples=10):
+    """First run right after a save (the save warms the worker; the run may still wait for it)."""
+    out = []
+    for i in range(samples):
+        ws = f"cold{int(time.time() * 1000)}{i}"
+        service.save(ws, functions)
+        out.append(time_first_run(service, ws, fn, params))
+    return statistics.median(out)
+
+
+def first_run_after_restart(binary, env, functions, fn, params, samples=5):
+    data = tempfile.mkdtemp(prefix="cc-bench-restart-")
+    try:
+        s = Service(binary, data, env).start()
+        for i in range(samples):
+            s.save(f"r{i}", functions)
+        s.stop()
+        s = Service(binary, data, env).start()
+        times = [time_first_run(s, f"r{i}", fn, params) for i in range(samples)]
+        s.stop()
+        return statistics.median(times)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def memory_per_worker(service, functions, fn, params, count=10):
+    before = set(service.worker_pids())
+    for i in range(count):
+        service.save(f"mem{i}", functions)
+        service.run(f"mem{i}", fn, params)
+    time.sleep(0.5)
+    new = [p for p in service.worker_pids() if p not in before]
+    total = sum(pss_kb(p) for w in new for p in descendants(w))
+    return total / 1024 / max(1, len(new))
+
+
+def neighbour_p99(service, url, duration):
+    service.save("spinner", SPIN_JS)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            service.run("spinner", "spin")
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    try:
+        return wrk(url, 16, duration, {"parameters": {"name": "world"}})["p99_ms"]
+    finally:
+        stop.set()
+
+
+def summarize(values):
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "runs": values}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=os.path.join(HERE, "..", "build-release", "customcode"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
+    ap.add_argument("--env", action="append", default=[], help="NAME=value for the service")
+    args = ap.parse_args()
+    env = dict(kv.split("=", 1) for kv in args.env)
+    env.setdefault("FUNCTIONS_RUN_TIMEOUT", "2000")
+    only = set(filter(None, args.only.split(",")))
+    want = lambda name: not only or name in only
+
+    data = tempfile.mkdtemp(prefix="cc-bench-")
+    service = Service(os.path.abspath(args.binary), data, env).start()
+    figures = {}
+    try:
+        service.save("bench", {**HELLO_JS, **CPU_JS})
+        python_ok = service.post("/v2/functions/benchpy", {"functions": HELLO_PY})[0] == 200 and \
+            service.run("benchpy", "hello", {"name": "world"})[0] == 200
+        hello_url = service.url + "/v2/functions/bench/run/hello"
+        body = {"parameters": {"name": "world"}}
+        service.run("bench", "hello", {"name": "world"})
+
+        def record(name, unit, fn):
+            values = []
+            for _ in range(args.repeats):
+                values.append(fn())
+            figures[name] = {"unit": unit, **summarize(values)}
+            print(f"  {name}: {figures[name]['median']:.3f} {unit}", file=sys.stderr)
+
+        for c in (1, 16, 64):
+            if want(f"warm{c}") or want("warm"):
+                runs = [wrk(hello_url, c, args.duration, body) for _ in range(args.repeats)]
+                figures[f"warm hello, {c} conn, req/s"] = {"unit": "req/s", **summarize([r["rps"] for r in runs])}
+                figures[f"warm hello, {c} conn, p50"] = {"unit": "ms", **summarize([r["p50_ms"] for r in runs])}
+                figures[f"warm hello, {c} conn, p99"] = {"unit": "ms", **summarize([r["p99_ms"] for r in runs])}
+                print(f"  warm {c}: {runs}", file=sys.stderr)
+        if want("cold"):
+            record("cold start, first run after save", "ms",
+                   lambda: cold_start(service, HELLO_JS, "hello", {"name": "x"}))
+        if want("restart"):
+            record("first run after restart", "ms",
+                   lambda: first_run_after_restart(os.path.abspath(args.binary), env, HELLO_JS, "hello", {"name": "x"}))
+        if want("memory"):
+            record("memory per warm workspace (PSS)", "MB",
+                   lambda: memory_per_worker(service, HELLO_JS, "hello", {"name": "x"}))
+        if want("cpu"):
+            cpu_url = service.url + "/v2/functions/bench/run/cpu"
+            record("CPU-bound function, 16 conn", "req/s", lambda: wrk(cpu_url, 16, args.duration, {})["rps"])
+        if want("python") and python_ok:
+            py_url = service.url + "/v2/functions/benchpy/run/hello"
+            record("python hello, 16 conn", "req/s", lambda: wrk(py_url, 16, args.duration, body)["rps"])
+            record("python cold start, first run after save", "ms",
+                   lambda: cold_start(service, HELLO_PY, "hello", {"name": "x"}))
+        if want("neighbour"):
+            record("p99 of warm hello (16 conn) without a spinning neighbour", "ms",
+                   lambda: wrk(hello_url, 16, args.duration, body)["p99_ms"])
+            record("p99 of warm hello (16 conn) beside a while(true) workspace", "ms",
+                   lambda: neighbour_p99(service, hello_url, args.duration))
+    finally:
+        service.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%d"), "env": env, "figures": figures}, f, indent=2)
+    width = max(len(k) for k in figures) if figures else 10
+    print(f"\n{'figure':<{width}}  {'min':>10} {'median':>10} {'max':>10}  unit")
+    for name, v in figures.items():
+        print(f"{name:<{width}}  {v['min']:>10.3f} {v['median']:>10.3f} {v['max']:>10.3f}  {v['unit']}")
+    print(f"\n(json: {args.json})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,679 @@
+"""The customcode Python worker.
+
+It loads one workspace's generated module (functions.py) and runs its functions on request, many
+at a time on one asyncio event loop. Frames (one JSON object per line) come in on fd 3 and go out
+on fd 4; see src/pool/protocol.hpp. stdout and stderr go to the service log.
+
+Each function is compiled from its code with the ast module: the code is parsed as it is (never
+re-indented) and becomes the body of `async def NAME(p1=<default>, ...)`, so a line of the user's
+code keeps its number in tracebacks and syntax errors. Stdlib only.
+"""
+
+import ast
+import asyncio
+import builtins
+import contextvars
+import io
+import json
+import linecache
+import logging
+import os
+import select
+import sys
+import threading
+import time
+import traceback
+import types
+
+IN_FD = 3
+OUT_FD = 4
+WORKER_FILE = os.path.abspath(__file__)
+
+
+def parse_args(argv):
+    args = {"module": None, "builtins": [], "packages": [], "logs_max": 256 * 1024,
+            "result_max": 10 * 1024 * 1024, "check_only": False}
+    names = lambda text: [item.strip() for item in text.split(",") if item.strip()]
+    i = 0
+    while i < len(argv):
+        flag = argv[i]
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if flag == "--module":
+            args["module"], i = value, i + 1
+        elif flag == "--builtins":
+            args["builtins"], i = names(value), i + 1
+        elif flag == "--packages":
+            args["packages"], i = names(value), i + 1
+        elif flag == "--logs-max":
+            args["logs_max"], i = int(value), i + 1
+        elif flag == "--result-max":
+            args["result_max"], i = int(value), i + 1
+        elif flag == "--check-only":
+            args["check_only"] = True
+        i += 1
+    return args
+
+
+ARGS = parse_args(sys.argv[1:])
+
+# ---- Output ----
+
+# Results are batched per turn of the event loop; logs are written at once so that the logs of a
+# run stuck in a loop still reach the service before it times out. The lock is for logs written
+# from threads (asyncio.to_thread).
+_out_lock = threading.RLock()
+_out_buffer = []
+_flush_scheduled = False
+_loop = None
+_loop_thread = None
+
+
+def _encode(frame):
+    # Lone surrogates cannot be UTF-8: replaced rather than breaking the frame.
+    return (json.dumps(frame, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "replace")
+
+
+def _write_all(data):
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(OUT_FD, view)
+        except BlockingIOError:
+            select.select([], [OUT_FD], [])
+            continue
+        except OSError:
+            os._exit(70)  # the service is gone
+        view = view[written:]
+
+
+def flush():
+    global _flush_scheduled
+    with _out_lock:
+        _flush_scheduled = False
+        if not _out_buffer:
+            return
+        data = b"".join(_out_buffer)
+        _out_buffer.clear()
+        _write_all(data)
+
+
+def _send_bytes(data):
+    global _flush_scheduled
+    with _out_lock:
+        _out_buffer.append(data)
+        if _loop is None:
+            flush()
+        elif not _flush_scheduled:
+            _flush_scheduled = True
+            if threading.get_ident() == _loop_thread:
+                _loop.call_soon(flush)
+            else:
+                _loop.call_soon_threadsafe(flush)
+
+
+def send(frame):
+    _send_bytes(_encode(frame))
+
+
+def send_now(frame):
+    with _out_lock:
+        _out_buffer.append(_encode(frame))
+        flush()
+
+
+# ---- Logs ----
+
+
+class Run:
+    __slots__ = ("id", "log_bytes", "truncated", "pending_out", "pending_err")
+
+    def __init__(self, run_id):
+        self.id = run_id
+        self.log_bytes = 0
+        self.truncated = False
+        self.pending_out = ""
+        self.pending_err = ""
+
+
+# The run a piece of code works for. asyncio copies the context into every task it creates, so
+# tasks a function starts log into its run, and interleaved runs never mix their logs.
+current_run = contextvars.ContextVar("customcode_run", default=None)
+
+_real_stdout = sys.stdout
+_real_stderr = sys.stderr
+
+
+def _timestamp():
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (int(now * 1000) % 1000)
+
+
+def emit_log(level, message):
+    run = current_run.get()
+    if run is None:
+        # Outside any run (e.g. a task left behind): to the service log.
+        _real_stderr.write("[%s] %s\n" % (level, message))
+        _real_stderr.flush()
+        return
+    if run.truncated:
+        return
+    size = len(message.encode("utf-8", "replace"))
+    if run.log_bytes + size > ARGS["logs_max"]:
+        run.truncated = True
+        send_now({"type": "log", "id": run.id, "level": "warn", "timestamp": _timestamp(),
+                  "message": "[customcode] logs truncated: this run wrote more than %d bytes of logs"
+                             % ARGS["logs_max"]})
+        return
+    run.log_bytes += size
+    send_now({"type": "log", "id": run.id, "level": level, "message": message, "timestamp": _timestamp()})
+
+
+class RunStream(io.TextIOBase):
+    """sys.stdout / sys.stderr: lines written during a run go to its logs, others to the service
+    log. Packages that write to sys.stdout themselves (e.g. DataFrame.info()) are captured too."""
+
+    def __init__(self, real, level, pending):
+        super().__init__()
+        self._real = real
+        self._level = level
+        self._pending = pending  # the Run attribute holding a partial line
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        run = current_run.get()
+        if run is None:
+            self._real.write(text)
+            self._real.flush()
+            return len(text)
+        pending = getattr(run, self._pending) + text
+        *lines, rest = pending.split("\n")
+        setattr(run, self._pending, rest)
+        for line in lines:
+            emit_log(self._level, line)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def finish(self, run):
+        rest = getattr(run, self._pending)
+        if rest:
+            setattr(run, self._pending, "")
+            emit_log(self._level, rest)
+
+
+_stdout = RunStream(_real_stdout, "log", "pending_out")
+_stderr = RunStream(_real_stderr, "error", "pending_err")
+
+
+def user_print(*values, sep=" ", end="\n", file=None, flush=False):
+    """print for functions: one log entry per call, like console.log."""
+    if file is not None and file is not _stdout and file is not _stderr:
+        return builtins.print(*values, sep=sep, end=end, file=file, flush=flush)
+    buffer = io.StringIO()
+    builtins.print(*values, sep=sep, end=end, file=buffer)
+    text = buffer.getvalue()
+    if text.endswith("\n"):
+        text = text[:-1]
+    if current_run.get() is None:
+        (file or _stdout).write(text + "\n")
+    else:
+        emit_log("error" if file is _stderr else "log", text)
+
+
+class RunLogHandler(logging.Handler):
+    LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
+              logging.ERROR: "error", logging.CRITICAL: "error"}
+
+    def emit(self, record):
+        try:
+            message = self.format(record)
+            level = self.LEVELS.get(record.levelno)
+            if level is None:
+                level = "debug" if record.levelno < logging.INFO else "error" if record.levelno >= logging.ERROR \
+                    else "info" if record.levelno < logging.WARNING else "warn"
+            emit_log(level, message)
+        except Exception:  # noqa: BLE001 - logging must never break a run
+            self.handleError(record)
+
+
+def install_capture():
+    sys.stdout = _stdout
+    sys.stderr = _stderr
+    handler = RunLogHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # INFO, not Python's WARNING: a function's logging.info() is meant to be seen.
+    root.setLevel(logging.INFO)
+
+
+# ---- Imports ----
+
+_ALLOWED_BUILTINS = frozenset(ARGS["builtins"])
+_ALLOWED_PACKAGES = frozenset(ARGS["packages"])
+_real_import = builtins.__import__
+
+
+def restricted_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """__import__ of the functions' code only: packages keep the real one for their own imports."""
+    if not isinstance(name, str):
+        return _real_import(name, globals, locals, fromlist, level)  # raises its own TypeError
+    if level != 0:
+        raise ImportError("Relative imports are not available in functions", name=name)
+    top = name.partition(".")[0]
+    if top in _ALLOWED_BUILTINS or top in _ALLOWED_PACKAGES:
+        return _real_import(name, globals, locals, fromlist, level)
+    if top in sys.stdlib_module_names:
+        variable, allowed = "PYTHON_BUILTIN_MODULES", _ALLOWED_BUILTINS
+    else:
+        variable, allowed = "PYTHON_PACKAGES_WHITELIST_IMPORT", _ALLOWED_PACKAGES
+    raise ImportError(
+        'Cannot import "%s": module "%s" is not allowed; %s lists the modules functions may import (%s)'
+        % (name, top, variable, ", ".join(sorted(allowed)) or "none"), name=name)
+
+
+def user_builtins():
+    table = dict(builtins.__dict__)
+    table["__import__"] = restricted_import
+    table["print"] = user_print
+    return table
+
+
+# ---- Compiling functions ----
+
+_MISSING = object()
+
+
+class FunctionSpec:
+    def __init__(self, name, parameters, code):
+        self.name = name
+        self.parameters = parameters  # [(name, default JSON text or None)]
+        self.code = code
+        self.names = frozenset(p for p, _ in parameters)
+
+
+def _first_code_line_indented(code):
+    for line in code.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return line[0] in " \t"
+    return False
+
+
+def parse_body(code, filename):
+    """The statements of `code` as a function body, with the line numbers of `code`. Code indented
+    as a whole (pasted from inside a def) is accepted, without re-indenting it."""
+    if not _first_code_line_indented(code):
+        return ast.parse(code, filename=filename).body
+    try:
+        tree = ast.parse("if 1:\n" + code, filename=filename)
+    except SyntaxError as err:
+        if err.lineno is not None:
+            err.lineno = max(1, err.lineno - 1)
+        if getattr(err, "end_lineno", None) is not None:
+            err.end_lineno = max(1, err.end_lineno - 1)
+        raise
+    if len(tree.body) != 1:
+        # A line less indented than the first: the body would be cut short.
+        raise IndentationError("unexpected indent", (filename, 1, 1, code.splitlines()[0] if code else "", 1, 1))
+    ast.increment_lineno(tree, -1)
+    return tree.body[0].body
+
+
+def _at_line_one(node):
+    for child in ast.walk(node):
+        if "lineno" in child._attributes:
+            child.lineno = child.end_lineno = 1
+            child.col_offset = child.end_col_offset = 0
+    return node
+
+
+def compile_function(spec, namespace=None):
+    """Compiles `spec` into namespace[spec.name], or only checks it without a namespace. Raises
+    SyntaxError with the lines of the user's code."""
+    filename = spec.name
+    body = parse_body(spec.code, filename)
+    defaults = []
+    prelude = []
+    for name, default_text in spec.parameters:
+        value = None if default_text is None else json.loads(default_text)
+        if isinstance(value, (dict, list)):
+            # A fresh copy per call: a function that mutates its default must not see it changed
+            # on the next run.
+            defaults.append(_at_line_one(ast.Name(id="__customcode_missing__", ctx=ast.Load())))
+            prelude.extend(_at_line_one(statement) for statement in ast.parse(
+                "if %s is __customcode_missing__: %s = __customcode_default__(%r, %r)"
+                % (name, name, spec.name, name)).body)
+        else:
+            defaults.append(_at_line_one(ast.Constant(value=value)))
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[:1] + prelude + body[1:]  # the docstring stays first
+    else:
+        body = prelude + body
+    if not body:
+        body = [_at_line_one(ast.Pass())]
+    last = max((getattr(node, "end_lineno", 1) or 1 for node in body), default=1)
+    function = ast.AsyncFunctionDef(
+        name=spec.name,
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=name) for name, _ in spec.parameters],
+                           vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=defaults),
+        body=body, decorator_list=[], returns=None, type_comment=None,
+        lineno=1, col_offset=0, end_lineno=last, end_col_offset=0)
+    _at_line_one(function.args)
+    module = ast.Module(body=[function], type_ignores=[])
+    ast.fix_missing_locations(module)
+    code_object = compile(module, filename, "exec", dont_inherit=True)
+    if namespace is None:
+        return
+    # Tracebacks then show the user's lines.
+    linecache.cache[filename] = (len(spec.code), None, spec.code.splitlines(True), filename)
+    exec(code_object, namespace)
+
+
+def syntax_error_of(spec, err):
+    lines = spec.code.split("\n")
+    if isinstance(err, SyntaxError):
+        line = err.lineno or 1
+        column = err.offset or 1
+        message = "%s: %s" % (type(err).__name__, err.msg)
+    else:
+        line, column = 1, 1
+        message = "SyntaxError: %s" % err
+    if line < 1:
+        line, column = 1, 1
+    if line > len(lines):
+        line = len(lines)
+        column = len(lines[-1]) + 1
+    return {"function": spec.name, "line": line, "column": max(1, column), "message": message}
+
+
+def check_function(spec):
+    try:
+        compile_function(spec)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as err:
+        return syntax_error_of(spec, err)
+    return None
+
+
+# ---- The workspace ----
+
+cache = {}
+functions = {}  # name -> (FunctionSpec, async function)
+
+
+def load_specs(path):
+    with open(path, encoding="utf-8") as source:
+        tree = ast.parse(source.read(), filename=path)
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "FUNCTIONS" for t in statement.targets):
+            items = ast.literal_eval(statement.value)
+            return [FunctionSpec(item["name"], [(p, d) for p, d in item["parameters"]], item["code"])
+                    for item in items]
+    raise ValueError("%s has no FUNCTIONS" % path)
+
+
+def load_workspace(path):
+    specs = load_specs(path)
+    fresh_defaults = {spec.name: dict(spec.parameters) for spec in specs}
+
+    def default_of(function, parameter):
+        return json.loads(fresh_defaults[function][parameter])
+
+    # A real module, so that what looks a class up by its module (dataclasses, typing, pickle)
+    # finds the functions' namespace.
+    module = types.ModuleType("functions")
+    module.__file__ = path
+    sys.modules["functions"] = module
+    namespace = module.__dict__
+    namespace.update({
+        "__builtins__": user_builtins(),
+        "cache": cache,
+        "__customcode_missing__": _MISSING,
+        "__customcode_default__": default_of,
+    })
+    for spec in specs:
+        try:
+            compile_function(spec, namespace)
+            functions[spec.name] = (spec, namespace[spec.name])
+        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as err:
+            # Saved before its syntax was checked: this function fails, the others still run.
+            problem = syntax_error_of(spec, err)
+            functions[spec.name] = (spec, problem)
+    preload(specs)
+
+
+def preload(specs):
+    """Imports the allowed modules the code imports, so the first run does not pay for them."""
+    wanted = set()
+    for spec in specs:
+        try:
+            tree = ast.parse(spec.code) if not _first_code_line_indented(spec.code) else \
+                ast.parse("if 1:\n" + spec.code)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                wanted.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                wanted.add(node.module)
+    for name in sorted(wanted):
+        top = name.partition(".")[0]
+        if top in _ALLOWED_BUILTINS or top in _ALLOWED_PACKAGES:
+            try:
+                _real_import(name)
+            except Exception:  # noqa: BLE001 - the run that imports it reports the error
+                pass
+
+
+# ---- Runs ----
+
+
+def _finite(value):
+    # JSON has no NaN or Infinity: null, as JavaScript's JSON.stringify does.
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value):
+    # numpy scalars and arrays (np.int64(3), np.arange(3)) are what numerical code returns.
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
+def serialize_result(value):
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                          default=_json_default)
+    except ValueError as err:
+        if "Out of range float" not in str(err):
+            raise
+        return json.dumps(_finite(json.loads(json.dumps(value, default=_json_default))),
+                          ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def describe_error(err):
+    report = traceback.TracebackException(type(err), err, err.__traceback__)
+    # The worker's own frames (the run around the call, the import guard) say nothing to the user.
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename != WORKER_FILE])
+    stack = "".join(report.format())
+    return {"name": type(err).__name__, "message": str(err), "stack": stack}
+
+
+async def run_function(frame):
+    run = Run(frame.get("id"))
+    current_run.set(run)
+    started = time.perf_counter()
+
+    def finish(answer):
+        _stdout.finish(run)
+        _stderr.finish(run)
+        answer["duration"] = round((time.perf_counter() - started) * 1000)
+        send(answer)
+
+    name = frame.get("fn")
+    entry = functions.get(name) if isinstance(name, str) else None
+    if entry is None:
+        finish({"type": "result", "id": run.id, "ok": False,
+                "error": {"name": "NotFound", "message": 'Function "%s" not found' % name}})
+        return
+    spec, function = entry
+    if isinstance(function, dict):
+        finish({"type": "result", "id": run.id, "ok": False, "error": {
+            "name": "SyntaxError", "message": "%s (line %d, column %d)" % (
+                function["message"], function["line"], function["column"])}})
+        return
+    parameters = frame.get("parameters")
+    if not isinstance(parameters, dict):
+        parameters = {}
+    # Parameters the function does not declare are ignored, as JavaScript's destructuring does.
+    arguments = {key: value for key, value in parameters.items() if key in spec.names}
+    try:
+        value = await function(**arguments)
+    except BaseException as err:  # noqa: BLE001 - whatever the function raised is its result
+        finish({"type": "result", "id": run.id, "ok": False, "error": describe_error(err)})
+        return
+    try:
+        text = serialize_result(value)
+    except (TypeError, ValueError, RecursionError) as err:
+        finish({"type": "result", "id": run.id, "ok": False, "error": {
+            "name": "TypeError", "message": "The result is not JSON-serialisable: %s" % err}})
+        return
+    size = len(text.encode("utf-8", "replace"))
+    if size > ARGS["result_max"]:
+        finish({"type": "result", "id": run.id, "ok": False, "error": {
+            "name": "ResultTooLarge",
+            "message": "The result is %d bytes, more than FUNCTIONS_RESULT_MAX_SIZE (%d bytes)"
+                       % (size, ARGS["result_max"])}})
+        return
+    _stdout.finish(run)
+    _stderr.finish(run)
+    duration = round((time.perf_counter() - started) * 1000)
+    # The result is spliced in as text: it was serialised once, here.
+    _send_bytes(('{"type":"result","id":%s,"ok":true,"duration":%d,"result":%s}\n'
+                 % (json.dumps(run.id), duration, text)).encode("utf-8", "replace"))
+
+
+_tasks = set()
+
+
+def handle_run(frame):
+    # A context of its own per run: current_run set in one never leaks into another.
+    task = _loop.create_task(run_function(frame), context=contextvars.Context())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+# ---- Syntax checks ----
+
+
+def handle_check(frame):
+    errors = []
+    for item in frame.get("functions") or []:
+        spec = FunctionSpec(str(item.get("name", "")), [(str(p), None) for p in item.get("parameters") or []],
+                            str(item.get("code", "")))
+        error = check_function(spec)
+        if error:
+            errors.append(error)
+    send({"type": "checked", "id": frame.get("id"), "errors": errors})
+
+
+# ---- Frames in ----
+
+
+def handle_frame(line):
+    try:
+        frame = json.loads(line)
+        kind = frame.get("type")
+    except (ValueError, AttributeError):
+        _real_stderr.write("customcode worker: ignoring a malformed frame\n")
+        return
+    if kind == "run":
+        handle_run(frame)
+    elif kind == "ping":
+        send({"type": "pong", "id": frame.get("id")})
+    elif kind == "check":
+        handle_check(frame)
+    else:
+        send({"type": "error", "id": frame.get("id"), "message": "unknown frame type %s" % kind})
+
+
+def exit_now(code):
+    flush()
+    try:
+        _real_stdout.flush()
+        _real_stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def listen(loop):
+    pending = bytearray()
+    os.set_blocking(IN_FD, False)
+
+    def on_readable():
+        try:
+            chunk = os.read(IN_FD, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            exit_now(0)
+        if not chunk:
+            exit_now(0)  # the service closes our input to retire us
+        pending.extend(chunk)
+        while True:
+            newline = pending.find(b"\n")
+            if newline < 0:
+                break
+            line = bytes(pending[:newline])
+            del pending[:newline + 1]
+            if line.strip():
+                handle_frame(line)
+
+    loop.add_reader(IN_FD, on_readable)
+
+
+def on_loop_exception(loop, context):
+    # An exception in a task nobody awaits belongs to no run any more: log it, keep serving.
+    err = context.get("exception")
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__)) if err else ""
+    _real_stderr.write("unhandled: %s %s\n" % (context.get("message", ""), text))
+    _real_stderr.flush()
+
+
+async def main():
+    global _loop, _loop_thread
+    _loop = asyncio.get_running_loop()
+    _loop_thread = threading.get_ident()
+    _loop.set_exception_handler(on_loop_exception)
+    if not ARGS["check_only"]:
+        try:
+            load_workspace(ARGS["module"])
+        except Exception:  # noqa: BLE001 - reported to the service, which logs it
+            send_now({"type": "fatal", "message": "cannot load the workspace module: " + traceback.format_exc()})
+            exit_now(1)
+    listen(_loop)
+    send_now({"type": "ready", "pid": os.getpid()})
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    install_capture()
+    asyncio.run(main())

@@ -1,0 +1,290 @@
+"""Python functions: same semantics as JavaScript, run by supervised Python workers."""
+import concurrent.futures
+import os
+import time
+
+import pytest
+
+from conftest import HELLO, wait_for
+
+
+def py(code, parameters=None, **extra):
+    return {"code": code, "language": "python", "parameters": parameters or {}, **extra}
+
+
+def python_worker(service, workspace):
+    """The one live Python worker of `workspace`."""
+    def find():
+        pids = []
+        for pid in service.node_worker_pids(workspace):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"worker.py" in f.read():
+                        pids.append(pid)
+            except OSError:
+                continue
+        return pids
+    pids = wait_for(find, timeout=10)
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def assert_function_error(r, name):
+    assert r.status_code == 500, r.text
+    body = r.json()
+    assert body["error"] == "FunctionError", body
+    assert body["details"]["name"] == name, body
+    return body
+
+
+def test_hello(service):
+    assert service.save("ws", {"hello": py('return "Hello " + name', {"name": {"type": "string"}})}).status_code == 200
+    r = service.run("ws", "hello", {"name": "world"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["result"] == "Hello world"
+    assert body["logs"] == []
+    assert isinstance(body["duration"], int)
+
+
+def test_functions_call_each_other_with_await(service):
+    functions = {
+        "double": py("return x * 2", {"x": {"type": "number"}}),
+        "quad": py("half = await double(x=x)\nreturn await double(half)", {"x": {"type": "number"}}),
+    }
+    assert service.save("ws", functions).status_code == 200
+    r = service.run("ws", "quad", {"x": 5})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == 20
+
+
+def test_cache_is_shared_by_functions_and_runs(service):
+    functions = {
+        "count": py("cache['n'] = cache.get('n', 0) + 1\nreturn cache['n']"),
+        "peek": py("return cache.get('n')"),
+    }
+    assert service.save("ws", functions).status_code == 200
+    assert [service.run("ws", "count").json()["result"] for _ in range(3)] == [1, 2, 3]
+    assert service.run("ws", "peek").json()["result"] == 3
+
+
+def test_print_and_logging_are_captured_per_run_when_runs_interleave(service):
+    code = ("import asyncio\nimport logging\n"
+            "for i in range(5):\n"
+            "    print('run', tag, i)\n"
+            "    await asyncio.sleep(0.02)\n"
+            "logging.warning('done %s', tag)\n"
+            "return tag")
+    assert service.save("ws", {"talk": py(code, {"tag": {"type": "string"}})}).status_code == 200
+    tags = [f"t{i}" for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(len(tags)) as pool:
+        responses = list(pool.map(lambda tag: service.run("ws", "talk", {"tag": tag}), tags))
+    for tag, r in zip(tags, responses):
+        assert r.status_code == 200, r.text
+        logs = r.json()["logs"]
+        assert [entry["message"] for entry in logs] == [f"run {tag} {i}" for i in range(5)] + [f"done {tag}"]
+        assert [entry["level"] for entry in logs] == ["log"] * 5 + ["warn"]
+        assert all(entry["timestamp"].endswith("Z") for entry in logs)
+
+
+def test_one_print_is_one_log_entry(service):
+    assert service.save("ws", {"p": py("print('a', 1, {'k': None})\nprint('two\\nlines')\nreturn None")}).status_code == 200
+    body = service.run("ws", "p").json()
+    assert [entry["message"] for entry in body["logs"]] == ["a 1 {'k': None}", "two\nlines"]
+    assert body["result"] is None
+
+
+def test_numpy_and_pandas_are_usable(service):
+    code = ("import numpy as np\nimport pandas as pd\n"
+            "frame = pd.DataFrame({'a': [1, 2, 3], 'b': [4.0, 5.0, 6.0]})\n"
+            "return {'sum': int(np.arange(5).sum()), 'mean': float(frame['b'].mean()),\n"
+            "        'rows': frame.to_dict(orient='records'), 'array': np.arange(3)}")
+    assert service.save("ws", {"calc": py(code)}).status_code == 200
+    r = service.run("ws", "calc")
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == {"sum": 10, "mean": 5.0, "array": [0, 1, 2],
+                                  "rows": [{"a": 1, "b": 4.0}, {"a": 2, "b": 5.0}, {"a": 3, "b": 6.0}]}
+
+
+@pytest.mark.parametrize("statement,module", [("import os", "os"), ("import subprocess", "subprocess"),
+                                              ("from socket import socket", "socket"),
+                                              ("import os.path", "os.path")])
+def test_forbidden_imports_fail_with_an_import_error_naming_the_variable(service, statement, module):
+    assert service.save("ws", {"f": py(f"{statement}\nreturn 1")}).status_code == 200
+    body = assert_function_error(service.run("ws", "f"), "ImportError")
+    assert f'"{module}"' in body["message"]
+    assert "PYTHON_BUILTIN_MODULES" in body["message"]
+
+
+def test_allowed_builtin_modules_import(service):
+    code = "import json, re, math\nfrom collections import Counter\nreturn [json.dumps([1]), math.floor(2.5), Counter('aab')['a']]"
+    assert service.save("ws", {"f": py(code)}).status_code == 200
+    r = service.run("ws", "f")
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == ["[1]", 2, 2]
+
+
+def test_an_import_allowed_by_configuration_works(make_service):
+    service = make_service(env={"PYTHON_BUILTIN_MODULES": "json,os"})
+    assert service.save("ws", {"f": py("import os\nreturn os.sep")}).status_code == 200
+    r = service.run("ws", "f")
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == "/"
+
+
+def test_an_exception_reports_type_message_traceback_and_logs(service):
+    code = "print('before')\nx = 1\nraise ValueError('bad value ' + str(x))"
+    assert service.save("ws", {"boom": py(code)}).status_code == 200
+    body = assert_function_error(service.run("ws", "boom"), "ValueError")
+    assert body["details"]["message"] == "bad value 1"
+    assert "ValueError: bad value 1" in body["message"]
+    stack = body["details"]["stack"]
+    assert 'File "boom", line 3, in boom' in stack
+    assert "raise ValueError('bad value ' + str(x))" in stack
+    assert "worker.py" not in stack
+    assert [entry["message"] for entry in body["logs"]] == ["before"]
+    assert isinstance(body["duration"], int)
+
+
+def test_an_exception_in_a_called_function_shows_both_frames(service):
+    functions = {"inner": py("return 1 / 0"), "outer": py("return await inner()")}
+    assert service.save("ws", functions).status_code == 200
+    stack = assert_function_error(service.run("ws", "outer"), "ZeroDivisionError")["details"]["stack"]
+    assert 'File "outer", line 1, in outer' in stack
+    assert 'File "inner", line 1, in inner' in stack
+
+
+def test_a_busy_loop_times_out_while_other_workspaces_stay_fast(make_service):
+    service = make_service(env={"PYTHON_FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "200"})
+    assert service.save("stuck", {"spin": py("while True:\n    pass"), "ok": py("return 'alive'")}).status_code == 200
+    assert service.save("fast", {"hello": py("return 'hi'")}).status_code == 200
+    assert service.run("fast", "hello").status_code == 200  # warm
+    stuck = python_worker(service, "stuck")
+    begun = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        spinning = pool.submit(service.run, "stuck", "spin")
+        latencies = []
+        while not spinning.done():
+            started = time.monotonic()
+            r = service.run("fast", "hello")
+            latencies.append(time.monotonic() - started)
+            assert r.status_code == 200 and r.json()["result"] == "hi"
+        timed_out = spinning.result()
+    assert len(latencies) >= 2
+    assert max(latencies) < 0.9, latencies  # served while the other worker spins
+    assert timed_out.status_code == 504, timed_out.text
+    assert timed_out.json()["error"] == "TimeoutError"
+    assert time.monotonic() - begun < 5
+    # The stuck worker is killed and the next run gets a fresh one.
+    assert wait_for(lambda: stuck not in service.worker_pids(), timeout=5)
+    r = service.run("stuck", "ok")
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == "alive"
+    assert python_worker(service, "stuck") != stuck
+
+
+def test_a_hung_await_times_out_and_the_worker_keeps_serving(make_service):
+    service = make_service(env={"PYTHON_FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "200"})
+    functions = {
+        "hang": py("import asyncio\ncache['x'] = 'kept'\nawait asyncio.Event().wait()"),
+        "read": py("return cache.get('x')"),
+    }
+    assert service.save("ws", functions).status_code == 200
+    worker = python_worker(service, "ws")
+    r = service.run("ws", "hang")
+    assert r.status_code == 504, r.text
+    assert r.json()["error"] == "TimeoutError"
+    assert service.run("ws", "read").json()["result"] == "kept"
+    assert python_worker(service, "ws") == worker
+
+
+def test_a_syntax_error_at_save_is_a_400_and_keeps_the_old_version(service):
+    good = {"f": py("return 'v1'")}
+    assert service.save("ws", good).status_code == 200
+    bad = {"f": py("x = 1\nif x > 0\n    return 2")}
+    r = service.save("ws", bad)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"] == "RequestValidationError"
+    detail = next(d for d in body["details"] if d.get("function") == "f")
+    assert (detail["line"], detail["column"]) == (2, 9)
+    assert "SyntaxError" in detail["message"]
+    assert "functions.f.code" == detail["path"]
+    assert service.get("/v2/functions/ws").json()["functions"] == good
+    assert service.run("ws", "f").json()["result"] == "v1"
+
+
+def test_code_is_kept_exactly_including_multiline_strings(service):
+    code = 'text = """first\n    indented\n\tTabbed"""\nreturn text'
+    assert service.save("ws", {"f": py(code)}).status_code == 200
+    assert service.run("ws", "f").json()["result"] == "first\n    indented\n\tTabbed"
+
+
+def test_code_indented_as_a_whole_is_accepted(service):
+    code = "    x = 2\n    s = '''a\n  b'''\n    return [x, s]"
+    assert service.save("ws", {"f": py(code)}).status_code == 200
+    assert service.run("ws", "f").json()["result"] == [2, "a\n  b"]
+
+
+def test_a_mixed_language_workspace_runs_both(service):
+    functions = {**HELLO, "pyhello": py('return "Hello from " + name', {"name": {"type": "string"}})}
+    assert service.save("mixed", functions).status_code == 200
+    r = service.run("mixed", "hello", {"name": "js"})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == "Hello js"
+    assert service.run("mixed", "pyhello", {"name": "python"}).json()["result"] == "Hello from python"
+    assert os.path.exists(os.path.join(service.data_dir, "mixed", "functions.py"))
+
+
+def test_defaults_are_applied_and_missing_parameters_are_none(service):
+    parameters = {
+        "name": {"type": "string", "default": "world"},
+        "n": {"type": "integer", "default": 2},
+        "flag": {"type": "boolean", "default": True},
+        "items": {"type": "array", "default": [1]},
+        "other": {"type": "string"},
+    }
+    code = "items.append(n)\nreturn [name, n, flag, items, other]"
+    assert service.save("ws", {"f": py(code, parameters)}).status_code == 200
+    assert service.run("ws", "f").json()["result"] == ["world", 2, True, [1, 2], None]
+    # A mutable default is a fresh copy on every call.
+    assert service.run("ws", "f", {"n": 3}).json()["result"] == ["world", 3, True, [1, 3], None]
+    assert service.run("ws", "f", {"name": "x", "other": "o"}).json()["result"] == ["x", 2, True, [1, 2], "o"]
+
+
+def test_undeclared_run_parameters_are_ignored(service):
+    assert service.save("ws", {"f": py("return a", {"a": {"type": "number"}})}).status_code == 200
+    r = service.run("ws", "f", {"a": 1, "unknown": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == 1
+
+
+def test_a_result_that_is_not_json_is_an_error_naming_the_type(service):
+    assert service.save("ws", {"f": py("return {1, 2}")}).status_code == 200
+    body = assert_function_error(service.run("ws", "f"), "TypeError")
+    assert "set" in body["details"]["message"]
+
+
+def test_logs_over_the_cap_are_truncated_with_a_marker(make_service):
+    service = make_service(env={"FUNCTIONS_LOGS_MAX_SIZE": "1kb"})
+    assert service.save("ws", {"f": py("for i in range(1000):\n    print('x' * 50)\nreturn 'done'")}).status_code == 200
+    r = service.run("ws", "f")
+    assert r.status_code == 200, r.text
+    logs = r.json()["logs"]
+    assert r.json()["result"] == "done"
+    assert sum(len(entry["message"]) for entry in logs[:-1]) <= 1024
+    assert "truncated" in logs[-1]["message"] and logs[-1]["level"] == "warn"
+
+
+def test_a_result_over_the_cap_is_result_too_large(make_service):
+    service = make_service(env={"FUNCTIONS_RESULT_MAX_SIZE": "1kb"})
+    assert service.save("ws", {"f": py("return 'x' * 5000")}).status_code == 200
+    r = service.run("ws", "f")
+    assert r.status_code == 500, r.text
+    assert r.json()["error"] == "ResultTooLarge"
+
+
+def test_python_functions_run_without_the_service_environment(make_service):
+    service = make_service(env={"SECRET_TOKEN": "s3cr3t", "PYTHON_BUILTIN_MODULES": "os"})
+    assert service.save("ws", {"f": py("import os\nreturn os.environ.get('SECRET_TOKEN')")}).status_code == 200
+    assert service.run("ws", "f").json()["result"] is None

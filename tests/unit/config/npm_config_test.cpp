@@ -1,0 +1,54 @@
+#include "config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace customcode::config {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+LoadResult loadNpmFrom(const std::map<std::string, std::string>& env) {
+  return loadConfig(
+      [&env](const char* name) -> const char* {
+        auto it = env.find(name);
+        return it == env.end() ? nullptr : it->second.c_str();
+      },
+      "/opt/customcode/bin");
+}
+
+TEST(NpmConfig, DefaultsToNpmsOwnRegistryAndACacheUnderTheStorage) {
+  auto loaded = loadNpmFrom({});
+
+  EXPECT_THAT(loaded.errors, IsEmpty());
+  EXPECT_EQ(loaded.config.npm.registry, "");
+  EXPECT_EQ(loaded.config.npm.cacheDir, "");
+  EXPECT_EQ(loaded.config.npm.installTimeout, 120'000ms);
+  EXPECT_EQ(loaded.config.npm.npmPath, "/usr/bin/npm");
+}
+
+TEST(NpmConfig, ReadsRegistryTimeoutAndCache) {
+  auto loaded = loadNpmFrom({{"NPM_CONFIG_REGISTRY", "https://npm.example.test/"},
+                             {"NPM_INSTALL_TIMEOUT", "5000"},
+                             {"NPM_CACHE_DIRECTORY", "/var/cache/npm"}});
+
+  EXPECT_THAT(loaded.errors, IsEmpty());
+  EXPECT_EQ(loaded.config.npm.registry, "https://npm.example.test/");
+  EXPECT_EQ(loaded.config.npm.installTimeout, 5'000ms);
+  EXPECT_EQ(loaded.config.npm.cacheDir, "/var/cache/npm");
+}
+
+TEST(NpmConfig, RefusesARegistryThatIsNotAnHttpUrl) {
+  auto loaded = loadNpmFrom({{"NPM_CONFIG_REGISTRY", "file:///etc"}});
+
+  EXPECT_THAT(loaded.errors, ElementsAre(HasSubstr("NPM_CONFIG_REGISTRY: must be an http(s) URL")));
+}
+
+}  // namespace
+}  // namespace customcode::config

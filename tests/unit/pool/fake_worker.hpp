@@ -1,0 +1,63 @@
+#pragma once
+
+#include "pool/worker.hpp"
+#include "test_loop.hpp"
+
+#include <boost/json.hpp>
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+// Helpers for tests that supervise tests/fixtures/fake_worker.py instead of a real runtime.
+namespace customcode::testing {
+
+// Python starts in ~50 ms, far more on a loaded machine: process deadlines are generous.
+inline constexpr std::chrono::milliseconds kProcessDeadline{10'000};
+
+inline pool::LaunchSpec fakeWorkerSpec(std::vector<std::string> flags = {}) {
+  pool::LaunchSpec spec;
+  spec.argv = {"/usr/bin/python3", std::string(CUSTOMCODE_FIXTURES_DIR) + "/fake_worker.py"};
+  spec.argv.insert(spec.argv.end(), flags.begin(), flags.end());
+  spec.env = {"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"};
+  return spec;
+}
+
+inline pool::WorkerOptions fakeWorkerOptions(std::string workspace = "ws") {
+  return pool::WorkerOptions{.workspace = std::move(workspace), .runtime = "fake"};
+}
+
+// Sends a run frame for `fn`. Owns its arguments: Worker::call takes views that must outlive it.
+inline boost::asio::awaitable<pool::Reply> callRun(std::shared_ptr<pool::Worker> worker, std::string fn,
+                                                   boost::json::object parameters,
+                                                   std::chrono::milliseconds timeout) {
+  auto members = "\"fn\":" + boost::json::serialize(boost::json::value(fn)) +
+                 ",\"parameters\":" + boost::json::serialize(parameters);
+  co_return co_await worker->call("run", members, timeout);
+}
+
+inline boost::asio::awaitable<pool::Reply> callPing(std::shared_ptr<pool::Worker> worker,
+                                                    std::chrono::milliseconds timeout) {
+  co_return co_await worker->call("ping", "", timeout);
+}
+
+// Runs the loop until `worker`'s process is gone and reaped; false if the deadline passed.
+inline bool waitReaped(TestLoop& loop, pool::Worker& worker,
+                       std::chrono::milliseconds deadline = kProcessDeadline) {
+  auto reaped = std::make_shared<bool>(false);
+  worker.onExit([reaped] { *reaped = true; });
+  return loop.runUntil([&] { return *reaped; }, deadline);
+}
+
+// True when `pid` is no child of ours any more: neither running nor a zombie.
+inline bool noLongerAChild(pid_t pid) {
+  errno = 0;
+  return ::waitpid(pid, nullptr, WNOHANG) == -1 && errno == ECHILD;
+}
+
+}  // namespace customcode::testing

@@ -1,0 +1,114 @@
+#include "pool/protocol.hpp"
+
+#include <boost/json.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace customcode::pool {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+std::vector<std::string> drain(LineSplitter& splitter) {
+  std::vector<std::string> lines;
+  std::string_view line;
+  while (splitter.next(line)) lines.emplace_back(line);
+  return lines;
+}
+
+TEST(LineSplitter, JoinsALineSplitAcrossFeeds) {
+  LineSplitter splitter(100);
+
+  ASSERT_TRUE(splitter.feed("{\"a\""));
+  EXPECT_THAT(drain(splitter), IsEmpty());
+  ASSERT_TRUE(splitter.feed(":1"));
+  EXPECT_THAT(drain(splitter), IsEmpty());
+  ASSERT_TRUE(splitter.feed("}\n"));
+
+  EXPECT_THAT(drain(splitter), ElementsAre("{\"a\":1}"));
+}
+
+TEST(LineSplitter, ReturnsSeveralLinesOfOneFeedInOrder) {
+  LineSplitter splitter(100);
+
+  ASSERT_TRUE(splitter.feed("one\ntwo\n\nthree\nfour"));
+
+  EXPECT_THAT(drain(splitter), ElementsAre("one", "two", "", "three"));
+  ASSERT_TRUE(splitter.feed("\n"));
+  EXPECT_THAT(drain(splitter), ElementsAre("four"));
+}
+
+TEST(LineSplitter, KeepsWorkingAfterManyFeeds) {
+  LineSplitter splitter(10);
+  std::vector<std::string> lines;
+
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(splitter.feed("line" + std::to_string(i % 100)));
+    ASSERT_TRUE(splitter.feed("\n"));
+    for (auto& line : drain(splitter)) lines.push_back(std::move(line));
+  }
+
+  ASSERT_EQ(lines.size(), 1000u);
+  EXPECT_EQ(lines.back(), "line99");
+}
+
+TEST(LineSplitter, AcceptsALineOfExactlyTheLimit) {
+  LineSplitter splitter(8);
+
+  ASSERT_TRUE(splitter.feed(std::string(8, 'x') + "\n"));
+
+  EXPECT_THAT(drain(splitter), ElementsAre(std::string(8, 'x')));
+}
+
+TEST(LineSplitter, RejectsACompleteLineOverTheLimit) {
+  LineSplitter splitter(8);
+
+  EXPECT_FALSE(splitter.feed("short\n" + std::string(9, 'x') + "\nafter\n"));
+}
+
+TEST(LineSplitter, RejectsAPendingPartialLineOverTheLimit) {
+  LineSplitter splitter(8);
+
+  ASSERT_TRUE(splitter.feed("ok\nxxxx"));
+  ASSERT_TRUE(splitter.feed("xxxx"));  // 8 bytes pending: still within the limit
+
+  EXPECT_FALSE(splitter.feed("x"));
+}
+
+TEST(LineSplitter, CountsALineAcrossFeedsAgainstTheLimit) {
+  LineSplitter splitter(8);
+
+  ASSERT_TRUE(splitter.feed("xxxxx"));
+
+  EXPECT_FALSE(splitter.feed("xxxxx\n"));
+}
+
+TEST(LineSplitter, DoesNotCountHandedOutLinesAgainstTheLimit) {
+  LineSplitter splitter(8);
+  ASSERT_TRUE(splitter.feed("xxxxxxxx\nxxxx"));
+  EXPECT_THAT(drain(splitter), ElementsAre("xxxxxxxx"));
+
+  ASSERT_TRUE(splitter.feed("yyyy\n"));
+
+  EXPECT_THAT(drain(splitter), ElementsAre("xxxxyyyy"));
+}
+
+TEST(RequestFrame, BuildsOneJsonLine) {
+  auto frame = requestFrame("run", 7, R"("fn":"hello","parameters":{"a":1})");
+
+  ASSERT_TRUE(frame.ends_with("}\n"));
+  EXPECT_EQ(std::count(frame.begin(), frame.end(), '\n'), 1);
+  EXPECT_EQ(boost::json::parse(frame),
+            boost::json::parse(R"({"type":"run","id":7,"fn":"hello","parameters":{"a":1}})"));
+}
+
+TEST(RequestFrame, BuildsAFrameWithoutMembers) {
+  EXPECT_EQ(requestFrame("ping", 18446744073709551615ull, ""), "{\"type\":\"ping\",\"id\":18446744073709551615}\n");
+}
+
+}  // namespace
+}  // namespace customcode::pool
