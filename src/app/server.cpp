@@ -44,8 +44,10 @@ std::vector<std::string> Server::prepare() {
     problems.push_back("FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH: " + opened.error().message);
   if (!problems.empty()) return problems;
   npm_.removeLeftovers();
+  auto staged = runtimes_.stageBootstrap(store_.root());
+  if (!staged) return {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH: " + staged.error().message};
   // Before any worker or checker starts: every command goes through the sandbox.
-  problems = sandbox_.prepare({store_.root(), config_.runtime.bootstrapDir});
+  problems = sandbox_.prepare({store_.root(), *staged});
   if (!problems.empty()) return problems;
   runtimes_.useSandbox(&sandbox_);
   for (const auto& warning : sandbox_.warnings()) {

@@ -1,6 +1,14 @@
 #include "runtimes/runtime.hpp"
 
+#include "common/text.hpp"
+
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include <numeric>
 #include <stdexcept>
@@ -83,6 +91,46 @@ pool::LaunchSpec Runtimes::sandboxed(pool::LaunchSpec spec, std::string_view run
     view.memory = pool::SandboxView::Memory::AddressSpace;
   }
   return sandbox_->wrap(std::move(spec), view);
+}
+
+Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (auto it = fs::recursive_directory_iterator(config_.bootstrapDir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_regular_file(ec)) files.push_back(fs::relative(it->path(), config_.bootstrapDir, ec));
+  if (ec || files.empty())
+    return Error{Errc::StorageFailed, "cannot read the bootstrap scripts in " + config_.bootstrapDir.string()};
+  std::sort(files.begin(), files.end());
+  std::string contents;
+  for (const auto& file : files) {
+    std::ifstream in(config_.bootstrapDir / file, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    contents += file.string() + '\0' + std::move(bytes).str() + '\0';
+  }
+  char name[32];
+  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(text::fingerprint(contents)));
+  auto runtimeDir = root / ".runtime";
+  auto target = runtimeDir / name;
+  if (!fs::exists(target / "node" / "worker.js", ec)) {
+    // Copy into a temporary directory, then rename: another instance on the same volume may be
+    // staging the same scripts at the same time.
+    auto temp = runtimeDir / (std::string(".tmp-") + name + "-" + std::to_string(::getpid()));
+    fs::remove_all(temp, ec);
+    fs::create_directories(temp, ec);
+    if (!ec) fs::copy(config_.bootstrapDir, temp, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+    if (ec) return Error{Errc::StorageFailed, "cannot copy the bootstrap scripts to " + temp.string() + ": " + ec.message()};
+    for (auto it = fs::recursive_directory_iterator(temp, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      ::chmod(it->path().c_str(), it->is_directory() ? 0755 : 0644);
+    ::chmod(temp.c_str(), 0755);
+    ::chmod(runtimeDir.c_str(), 0755);
+    if (::rename(temp.c_str(), target.c_str()) != 0) fs::remove_all(temp, ec);  // the other instance won
+  }
+  if (!fs::exists(target / "node" / "worker.js", ec))
+    return Error{Errc::StorageFailed, "cannot stage the bootstrap scripts in " + target.string()};
+  config_.bootstrapDir = target;
+  return target;
 }
 
 pool::LaunchSpec Runtimes::checkerCommand(std::string_view runtime) const {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "common/errors.hpp"
 #include "config/config.hpp"
 #include "pool/launcher.hpp"
 #include "pool/sandbox.hpp"
@@ -36,6 +37,12 @@ class Runtimes {
 
   // Every command built from now on goes through `sandbox` (limits, and bubblewrap when isolated).
   void useSandbox(const pool::Sandbox* sandbox) { sandbox_ = sandbox; }
+
+  // Copies the bootstrap scripts under `root` (the data root) into a directory named by their
+  // content, and uses that copy from then on. The sandbox user must reach every directory a worker
+  // binds; the data root has to be reachable anyway, the build or install directory may not be
+  // (a checkout under /root). Returns the copy's path, or why it could not be made.
+  Result<std::filesystem::path> stageBootstrap(const std::filesystem::path& root);
 
  private:
   std::filesystem::path bootstrap(std::string_view runtime) const;
