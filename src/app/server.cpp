@@ -4,12 +4,17 @@
 #include "common/log.hpp"
 #include "workspace/codegen.hpp"
 
+#include <boost/json.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <signal.h>
+
+#include <fstream>
+#include <sstream>
 
 namespace customcode::app {
 using namespace std::chrono_literals;
@@ -23,6 +28,12 @@ Server::Server(config::Config config)
       pool_(ioc_.get_executor(), config_.pool,
             [this](std::string workspace, std::string runtime) { return spawnWorker(std::move(workspace), std::move(runtime)); },
             metrics_),
+      spares_(ioc_.get_executor(), config_.pool.spareWorkers,
+              [this] {
+                return pool::Worker::start(ioc_.get_executor(), runtimes_.spareCommand(runtimes::kNode),
+                                           workerOptions("-", "nodejs spare"));
+              },
+              config_.pool.startupTimeout),
       checker_(ioc_.get_executor(), runtimes_, config_.pool),
       api_(http::Api::Dependencies{.loop = ioc_.get_executor(),
                                    .fsPool = fsPool_,
@@ -67,27 +78,63 @@ std::vector<std::string> Server::prepare() {
 asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::string workspace, std::string runtime) {
   // Bring the generated script in line with workspace.yaml first (a crash mid-save, an upgrade).
   // A named lambda: GCC 12 corrupts a lambda temporary built inside a co_await expression.
-  auto sync = [this, workspace]() -> Result<void> {
+  auto language = workspace::parseLanguage(runtime);
+  auto dir = store_.directory(workspace);
+  auto scriptPath = dir / std::string(workspace::scriptFileName(*language));
+  // The script's text comes back when a spare can take the workspace over: a Node workspace
+  // without npm packages (a spare's sandbox cannot see any workspace directory).
+  const bool spareCandidate = runtime == runtimes::kNode && config_.pool.spareWorkers > 0;
+  auto sync = [this, workspace, scriptPath, spareCandidate]() -> Result<std::string> {
     auto stored = store_.load(workspace);
     if (!stored) return stored.error();
-    return store_.syncScripts(*stored);
+    if (auto synced = store_.syncScripts(*stored); !synced) return synced.error();
+    std::error_code ec;
+    if (!spareCandidate || std::filesystem::exists(scriptPath.parent_path() / "node_modules", ec)) return std::string();
+    std::ifstream in(scriptPath, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return std::move(text).str();
   };
   auto synced = co_await onPool(fsPool_, ioc_.get_executor(), std::move(sync));
   if (!synced) co_return synced.error();
-  auto language = workspace::parseLanguage(runtime);
-  auto dir = store_.directory(workspace);
-  auto spec = runtimes_.workerCommand(runtime, dir, dir / std::string(workspace::scriptFileName(*language)));
-  co_return pool::Worker::start(ioc_.get_executor(), spec,
-                                pool::WorkerOptions{.workspace = workspace,
-                                                    .runtime = runtime,
-                                                    .maxFrameBytes = config_.runtime.resultMaxBytes +
-                                                                     config_.runtime.logsMaxBytes + 1024 * 1024,
-                                                    .logsMaxBytes = config_.runtime.logsMaxBytes,
-                                                    .killGrace = config_.pool.killGrace});
+  if (!synced->empty()) {
+    auto spare = co_await takeOverSpare(workspace, std::move(*synced), scriptPath);
+    if (spare) co_return spare;
+  }
+  auto spec = runtimes_.workerCommand(runtime, dir, scriptPath);
+  co_return pool::Worker::start(ioc_.get_executor(), spec, workerOptions(workspace, runtime));
+}
+
+asio::awaitable<std::shared_ptr<pool::Worker>> Server::takeOverSpare(std::string workspace, std::string script,
+                                                                     std::filesystem::path scriptPath) {
+  auto spare = spares_.take();
+  if (!spare) co_return nullptr;
+  std::string members = "\"filename\":" + boost::json::serialize(boost::json::string(scriptPath.string())) +
+                        ",\"source\":" + boost::json::serialize(boost::json::string(script));
+  auto reply = co_await spare->call("load", members, config_.pool.startupTimeout);
+  const auto* ok = reply.frame.if_contains("ok");
+  if (reply.status != pool::ReplyStatus::Replied || !ok || !ok->is_bool() || !ok->get_bool()) {
+    log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,
+                      spare->pid());
+    spare->kill("it could not load the workspace");
+    co_return nullptr;
+  }
+  spare->assign(workspace, std::string(runtimes::kNode));
+  log::pool()->info("[ws:{}][pid {}] spare worker took over the workspace", workspace, spare->pid());
+  co_return spare;
+}
+
+pool::WorkerOptions Server::workerOptions(std::string workspace, std::string runtime) const {
+  return pool::WorkerOptions{.workspace = std::move(workspace),
+                             .runtime = std::move(runtime),
+                             .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
+                             .logsMaxBytes = config_.runtime.logsMaxBytes,
+                             .killGrace = config_.pool.killGrace};
 }
 
 void Server::run() {
   pool_.start();
+  spares_.start();
   listener_.start();
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
@@ -108,6 +155,7 @@ asio::awaitable<void> Server::shutdown() {
   }
   if (listener_.requestsInFlight() > 0)
     log::app()->warn("{} request(s) still in flight after the shutdown timeout", listener_.requestsInFlight());
+  spares_.shutdown();
   co_await checker_.shutdown();
   co_await pool_.shutdown(config_.pool.killGrace);
   ioc_.stop();

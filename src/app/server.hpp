@@ -6,6 +6,7 @@
 #include "http/handlers.hpp"
 #include "http/listener.hpp"
 #include "pool/sandbox.hpp"
+#include "pool/spare_pool.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
 #include "runtimes/syntax_checker.hpp"
@@ -41,6 +42,10 @@ class Server {
  private:
   asio::awaitable<void> shutdown();
   asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
+  // Hands `workspace` to a spare Node worker; nullptr when there is none or it refused.
+  asio::awaitable<std::shared_ptr<pool::Worker>> takeOverSpare(std::string workspace, std::string script,
+                                                               std::filesystem::path scriptPath);
+  pool::WorkerOptions workerOptions(std::string workspace, std::string runtime) const;
 
   config::Config config_;
   boost::asio::io_context ioc_{1};
@@ -51,6 +56,7 @@ class Server {
   pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerPool pool_;
+  pool::SparePool spares_;
   runtimes::SyntaxChecker checker_;
   http::Api api_;
   http::Listener listener_;

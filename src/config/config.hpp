@@ -35,6 +35,7 @@ struct PoolConfig {
   seconds idleTimeout{3600};                   // INACTIVE_NODE_WORKER_DELETION_TIMEOUT
   milliseconds pingTimeout{1'000};             // WORKER_PING_TIMEOUT
   milliseconds startupTimeout{10'000};         // WORKER_STARTUP_TIMEOUT
+  std::size_t spareWorkers = 2;                // FUNCTIONS_SPARE_WORKERS: pre-started Node workers
   milliseconds killGrace{500};
 };
 

@@ -103,6 +103,13 @@ const std::vector<Variable>& variables() {
       {"INACTIVE_NODE_WORKER_DELETION_TIMEOUT", positiveSeconds([](Config& c) -> seconds& { return c.pool.idleTimeout; })},
       {"WORKER_PING_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.pingTimeout; })},
       {"WORKER_STARTUP_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.startupTimeout; })},
+      {"FUNCTIONS_SPARE_WORKERS",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = parseInteger(text);
+         if (!v || *v < 0 || *v > 64) return "must be a number of workers between 0 and 64";
+         c.pool.spareWorkers = static_cast<std::size_t>(*v);
+         return {};
+       }},
       {"NODE_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.runtime.nodePath; })},
       {"PYTHON_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.runtime.pythonPath; })},
       {"NODE_BUILTIN_MODULES", list([](Config& c) -> std::vector<std::string>& { return c.runtime.nodeBuiltinModules; })},

@@ -68,6 +68,17 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // SIGKILLs the process group now; calls in flight fail with `reason`.
   void kill(std::string reason, bool outOfMemory = false);
 
+  // Set while the pool asks, after a timeout, whether the worker is stuck: new runs wait for the
+  // verdict rather than queue behind a busy loop.
+  bool suspect() const { return suspect_; }
+  void setSuspect(bool suspect) { suspect_ = suspect; }
+
+  // Gives a spare worker the workspace it now serves (for log lines).
+  void assign(std::string workspace, std::string runtime) {
+    options_.workspace = std::move(workspace);
+    options_.runtime = std::move(runtime);
+  }
+
   // Runs `callback` once, when the process is gone and reaped (at once if it already is).
   void onExit(std::function<void()> callback);
 
@@ -99,6 +110,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   WorkerOptions options_;
   pid_t pid_;
   bool reaped_ = false;
+  bool suspect_ = false;
   State state_ = State::Starting;
   asio::posix::stream_descriptor requests_;
   asio::posix::stream_descriptor frames_;

@@ -31,6 +31,16 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
   const std::string key = workspace + '\n' + runtime;
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (stopping_) co_return Error{Errc::ShuttingDown, "The service is shutting down"};
+    if (auto it = entries_.find(key); it != entries_.end() && it->second.worker && it->second.worker->suspect()) {
+      // A run on this worker just timed out and a ping asks whether it is stuck: wait for the
+      // verdict (at most pingTimeout) rather than queue behind a busy loop.
+      auto worker = it->second.worker;
+      asio::steady_timer pause(executor_);
+      while (worker->suspect() && worker->state() != Worker::State::Dead) {
+        pause.expires_after(5ms);
+        co_await pause.async_wait(as_tuple(use_awaitable));
+      }
+    }
     if (auto it = entries_.find(key); it != entries_.end()) {
       Entry& entry = it->second;
       if (!entry.worker) {
@@ -165,8 +175,10 @@ void WorkerPool::checkResponsive(std::shared_ptr<Worker> worker) {
 }
 
 asio::awaitable<void> WorkerPool::pingOrKill(std::shared_ptr<Worker> worker) {
-  if (worker->state() == Worker::State::Dead) co_return;
+  if (worker->state() == Worker::State::Dead || worker->suspect()) co_return;
+  worker->setSuspect(true);
   auto pong = co_await worker->call("ping", "", config_.pingTimeout);
+  worker->setSuspect(false);
   if (pong.status == ReplyStatus::TimedOut && worker->state() != Worker::State::Dead) {
     ++metrics_.killsStuck;
     worker->kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");

@@ -133,6 +133,14 @@ Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
   return target;
 }
 
+pool::LaunchSpec Runtimes::spareCommand(std::string_view runtime) const {
+  auto spec = workerCommand(runtime, config_.bootstrapDir, {});
+  auto it = std::find(spec.argv.begin(), spec.argv.end(), "--module");
+  spec.argv.erase(it, it + 2);
+  spec.argv.push_back("--spare");
+  return spec;
+}
+
 pool::LaunchSpec Runtimes::checkerCommand(std::string_view runtime) const {
   auto spec = workerCommand(runtime, config_.bootstrapDir, {});
   // A checker loads no module.

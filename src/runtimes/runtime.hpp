@@ -27,6 +27,10 @@ class Runtimes {
   // The command of a worker that only checks syntax (no workspace).
   pool::LaunchSpec checkerCommand(std::string_view runtime) const;
 
+  // The command of a spare worker: started without a workspace, it takes one over when the
+  // service sends it a module (see pool/spare_pool.hpp).
+  pool::LaunchSpec spareCommand(std::string_view runtime) const;
+
   // Whether this build can run `runtime` (its bootstrap exists).
   bool available(std::string_view runtime) const;
 

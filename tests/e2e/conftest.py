@@ -150,12 +150,30 @@ class Service:
                     args = f.read().decode(errors="replace").split("\0")
             except OSError:
                 continue
+            if "--spare" in args:
+                # A spare worker that took a workspace over: the service log says which.
+                owner = self._spare_owners().get(pid)
+                if owner is not None and (workspace is None or owner == workspace):
+                    out.append(pid)
+                continue
             if "--module" not in args:
                 continue
             module = args[args.index("--module") + 1] if args.index("--module") + 1 < len(args) else ""
             if workspace is None or os.path.basename(os.path.dirname(module)) == workspace:
                 out.append(pid)
         return out
+
+    SPARE_RE = re.compile(r"\[ws:(.*)\]\[pid (\d+)\] spare worker took over")
+
+    def _spare_owners(self):
+        owners = {}
+        with self._lock:
+            lines = list(self.lines)
+        for line in lines:
+            m = self.SPARE_RE.search(line)
+            if m:
+                owners[int(m.group(2))] = m.group(1)
+        return owners
 
     def metric(self, name):
         """The value of one sample of /metrics, e.g. metric('customcode_runs_total{outcome="ok"}')."""
@@ -193,6 +211,16 @@ class Service:
             except (OSError, IndexError, ValueError):
                 continue
         return out
+
+
+# What the service itself keeps in its data root, whatever the requests: the staged bootstrap
+# scripts and the npm cache.
+SERVICE_ENTRIES = {".runtime", ".npm-cache"}
+
+
+def stored_entries(path):
+    """The entries of a data root, less the service's own."""
+    return sorted(e for e in os.listdir(path) if e not in SERVICE_ENTRIES)
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import HELLO, wait_for
+from conftest import HELLO, stored_entries, wait_for
 
 ECHO = {"echo": {"code": "return {s, n, i, b, o, a};", "parameters": {
     "s": {"type": "string"}, "n": {"type": "number"}, "i": {"type": "integer"},
@@ -27,7 +27,7 @@ def detail_paths(body):
 @pytest.fixture
 def untouched(shared_service):
     """A service shared by the tests that must store nothing at all: its data directory stays empty."""
-    assert os.listdir(shared_service.data_dir) == []
+    assert stored_entries(shared_service.data_dir) == []
     return shared_service
 
 
@@ -81,7 +81,7 @@ def test_delete_removes_files_workers_and_answers_404_after(service):
     assert "gone" not in service.get("/v2/functions").json()["workspaces"]
     assert wait_for(lambda: not set(pids) & set(service.worker_pids()), timeout=5)
     # Nothing else of it stays on disk either (the trash is emptied).
-    assert os.listdir(service.data_dir) == []
+    assert stored_entries(service.data_dir) == []
 
 
 def test_unknown_routes_are_404(untouched):
@@ -217,7 +217,7 @@ def test_bad_workspace_names_are_400_on_every_route(untouched, name):
         assert status == 400, (method, path, answer)
         assert answer["error"] == "RequestValidationError", answer
     # Nothing was written anywhere: not in the data directory, not next to it.
-    assert os.listdir(untouched.data_dir) == []
+    assert stored_entries(untouched.data_dir) == []
     assert sorted(os.listdir(parent)) == before
 
 
@@ -231,7 +231,7 @@ def test_double_encoded_dots_are_a_literal_name_inside_the_data_dir(make_service
         assert os.path.isfile(os.path.join(service.data_dir, "%2e%2e", "workspace.yaml"))
         assert service.raw("POST", "/v2/functions/%252e%252e/run/f", body="{}")[2]["result"] == 7
     assert set(os.listdir(tmp_path)) <= {"data0"}
-    assert set(os.listdir(service.data_dir)) <= {"%2e%2e"}
+    assert set(stored_entries(service.data_dir)) <= {"%2e%2e"}
 
 
 def test_malformed_percent_encoding_is_400(untouched):

@@ -24,6 +24,7 @@ function parseArgs(argv) {
       case '--logs-max': args.logsMax = Number(argv[++i]); break;
       case '--result-max': args.resultMax = Number(argv[++i]); break;
       case '--check-only': args.checkOnly = true; break;
+      case '--spare': args.spare = true; break;
       default: break;
     }
   }
@@ -331,6 +332,7 @@ function handleFrame(line) {
     case 'run': handleRun(frame); break;
     case 'ping': send({ type: 'pong', id: frame.id }); break;
     case 'check': handleCheck(frame); break;
+    case 'load': handleLoad(frame); break;
     default: send({ type: 'error', id: frame.id, message: `unknown frame type ${frame.type}` });
   }
 }
@@ -362,11 +364,31 @@ process.on('uncaughtException', (err) => {
   originalStderrWrite(`uncaught exception: ${err && err.stack ? err.stack : err}\n`);
 });
 
+function instantiate(factory) {
+  functions = Object.assign(Object.create(null), factory(cache, userRequire, capturingConsole));
+}
+
+// A spare worker starts without a workspace; the service hands it one by sending the generated
+// module's text, so taking over a workspace costs a compile, not a Node start. Only workspaces
+// without npm packages are handed over this way (a spare cannot see any workspace directory).
+function handleLoad(frame) {
+  try {
+    if (Object.keys(functions).length > 0) throw new Error('this worker already serves a workspace');
+    const module = new Module(frame.filename, null);
+    module.filename = frame.filename;
+    module.paths = [];
+    module._compile(frame.source, frame.filename);
+    instantiate(module.exports);
+    send({ type: 'loaded', id: frame.id, ok: true });
+  } catch (err) {
+    send({ type: 'loaded', id: frame.id, ok: false, error: describeError(err) });
+  }
+}
+
 function main() {
-  if (!args.checkOnly) {
+  if (!args.checkOnly && !args.spare) {
     try {
-      const factory = require(args.module);
-      functions = Object.assign(Object.create(null), factory(cache, userRequire, capturingConsole));
+      instantiate(require(args.module));
     } catch (err) {
       sendNow({ type: 'fatal', message: `cannot load the workspace module: ${err && err.stack ? err.stack : err}` });
       process.exit(1);

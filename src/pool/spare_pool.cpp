@@ -1,0 +1,58 @@
+#include "pool/spare_pool.hpp"
+
+#include "common/async.hpp"
+#include "common/log.hpp"
+
+namespace customcode::pool {
+
+SparePool::SparePool(asio::any_io_executor executor, std::size_t target, Factory factory,
+                     std::chrono::milliseconds startupTimeout)
+    : executor_(executor), target_(target), factory_(std::move(factory)), startupTimeout_(startupTimeout) {}
+
+void SparePool::start() {
+  if (target_ > 0) spawnLogged(executor_, fill(), "spare worker start");
+}
+
+std::shared_ptr<Worker> SparePool::take() {
+  std::shared_ptr<Worker> spare;
+  while (!ready_.empty() && !spare) {
+    auto candidate = std::move(ready_.front());
+    ready_.pop_front();
+    if (candidate->accepting()) spare = std::move(candidate);
+  }
+  failing_ = false;
+  if (!stopped_ && ready_.size() + starting_ < target_) spawnLogged(executor_, fill(), "spare worker start");
+  return spare;
+}
+
+asio::awaitable<void> SparePool::fill() {
+  while (!stopped_ && !failing_ && ready_.size() + starting_ < target_) {
+    auto worker = factory_();
+    if (!worker) {
+      log::pool()->warn("cannot start a spare worker: {}", worker.error().message);
+      failing_ = true;
+      co_return;
+    }
+    ++starting_;
+    auto ready = co_await (*worker)->waitReady(startupTimeout_);
+    --starting_;
+    if (!ready) {
+      log::pool()->warn("a spare worker failed to start: {}", ready.error().message);
+      failing_ = true;
+      co_return;
+    }
+    if (stopped_) {
+      (*worker)->kill("the service is shutting down");
+      co_return;
+    }
+    ready_.push_back(std::move(*worker));
+  }
+}
+
+void SparePool::shutdown() {
+  stopped_ = true;
+  for (auto& spare : ready_) spare->kill("the service is shutting down");
+  ready_.clear();
+}
+
+}  // namespace customcode::pool

@@ -1,0 +1,47 @@
+#pragma once
+
+#include "pool/worker.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+
+namespace customcode::pool {
+
+// A few pre-started workers that belong to no workspace yet. A new workspace takes one over by
+// sending it its module, so its cold start is a compile rather than an interpreter start in a
+// fresh sandbox. Runs on one executor (no strand).
+class SparePool {
+ public:
+  using Factory = std::function<Result<std::shared_ptr<Worker>>()>;  // starts one; not yet ready
+
+  SparePool(asio::any_io_executor executor, std::size_t target, Factory factory,
+            std::chrono::milliseconds startupTimeout);
+
+  // Starts filling the pool up to its target.
+  void start();
+
+  // A ready spare, or nullptr when none is ready; starts a replacement either way.
+  std::shared_ptr<Worker> take();
+
+  // Kills the spares and stops refilling.
+  void shutdown();
+
+ private:
+  asio::awaitable<void> fill();
+
+  asio::any_io_executor executor_;
+  std::size_t target_;
+  Factory factory_;
+  std::chrono::milliseconds startupTimeout_;
+  std::deque<std::shared_ptr<Worker>> ready_;
+  std::size_t starting_ = 0;
+  bool failing_ = false;  // the last start failed: wait for the next take() before retrying
+  bool stopped_ = false;
+};
+
+}  // namespace customcode::pool
