@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
 #include "common/async.hpp"
+#include "common/files.hpp"
 #include "common/log.hpp"
 #include "workspace/codegen.hpp"
 
@@ -13,8 +14,6 @@
 
 #include <signal.h>
 
-#include <fstream>
-#include <sstream>
 
 namespace customcode::app {
 using namespace std::chrono_literals;
@@ -90,10 +89,7 @@ asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::
     if (auto synced = store_.syncScripts(*stored); !synced) return synced.error();
     std::error_code ec;
     if (!spareCandidate || std::filesystem::exists(scriptPath.parent_path() / "node_modules", ec)) return std::string();
-    std::ifstream in(scriptPath, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return std::move(text).str();
+    return files::readFile(scriptPath).value_or(std::string());
   };
   auto synced = co_await onPool(fsPool_, ioc_.get_executor(), std::move(sync));
   if (!synced) co_return synced.error();

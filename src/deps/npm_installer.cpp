@@ -1,6 +1,7 @@
 #include "deps/npm_installer.hpp"
 
 #include "common/async.hpp"
+#include "common/files.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "pool/launcher.hpp"
@@ -67,13 +68,7 @@ bool entryExists(const fs::path& path) {
   return fs::exists(fs::symlink_status(path, ec));
 }
 
-std::optional<std::string> readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return std::move(out).str();
-}
+using files::readFile;
 
 std::string joinNames(const PackageSet& packages) {
   std::string out;

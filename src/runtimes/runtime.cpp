@@ -1,5 +1,6 @@
 #include "runtimes/runtime.hpp"
 
+#include "common/files.hpp"
 #include "common/text.hpp"
 
 #include <sys/stat.h>
@@ -7,8 +8,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include <numeric>
 #include <stdexcept>
@@ -104,10 +103,7 @@ Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
   std::sort(files.begin(), files.end());
   std::string contents;
   for (const auto& file : files) {
-    std::ifstream in(config_.bootstrapDir / file, std::ios::binary);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    contents += file.string() + '\0' + std::move(bytes).str() + '\0';
+    contents += file.string() + '\0' + files::readFile(config_.bootstrapDir / file).value_or("") + '\0';
   }
   char name[32];
   std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(text::fingerprint(contents)));
@@ -133,21 +129,18 @@ Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
   return target;
 }
 
-pool::LaunchSpec Runtimes::spareCommand(std::string_view runtime) const {
+pool::LaunchSpec Runtimes::withoutWorkspace(std::string_view runtime, const char* mode) const {
   auto spec = workerCommand(runtime, config_.bootstrapDir, {});
   auto it = std::find(spec.argv.begin(), spec.argv.end(), "--module");
   spec.argv.erase(it, it + 2);
-  spec.argv.push_back("--spare");
+  spec.argv.push_back(mode);
   return spec;
 }
 
+pool::LaunchSpec Runtimes::spareCommand(std::string_view runtime) const { return withoutWorkspace(runtime, "--spare"); }
+
 pool::LaunchSpec Runtimes::checkerCommand(std::string_view runtime) const {
-  auto spec = workerCommand(runtime, config_.bootstrapDir, {});
-  // A checker loads no module.
-  auto it = std::find(spec.argv.begin(), spec.argv.end(), "--module");
-  spec.argv.erase(it, it + 2);
-  spec.argv.push_back("--check-only");
-  return spec;
+  return withoutWorkspace(runtime, "--check-only");
 }
 
 std::vector<std::string> Runtimes::startupProblems() const {

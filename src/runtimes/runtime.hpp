@@ -49,6 +49,8 @@ class Runtimes {
   Result<std::filesystem::path> stageBootstrap(const std::filesystem::path& root);
 
  private:
+  // A worker command that loads no module, run in `mode` (--spare, --check-only).
+  pool::LaunchSpec withoutWorkspace(std::string_view runtime, const char* mode) const;
   std::filesystem::path bootstrap(std::string_view runtime) const;
   std::vector<std::string> baseEnvironment() const;
 

@@ -1,5 +1,6 @@
 #include "workspace/workspace_store.hpp"
 
+#include "common/files.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "workspace/codegen.hpp"
@@ -49,13 +50,7 @@ Result<void> fsyncDirectory(const fs::path& dir) {
   return {};
 }
 
-std::optional<std::string> readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return std::move(out).str();
-}
+using files::readFile;
 
 std::optional<FileIdentity> statIdentity(const fs::path& path) {
   struct stat st {};
