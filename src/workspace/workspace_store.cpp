@@ -52,9 +52,9 @@ Result<void> fsyncDirectory(const fs::path& dir) {
 
 using files::readFile;
 
-std::optional<FileIdentity> statIdentity(const fs::path& path) {
+std::optional<FileIdentity> statIdentity(const char* path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  if (::stat(path, &st) != 0) return std::nullopt;
   return FileIdentity{.device = st.st_dev,
                       .inode = st.st_ino,
                       .mtimeNs = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
@@ -94,7 +94,8 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view content) {
   return fsyncDirectory(path.parent_path());
 }
 
-WorkspaceStore::WorkspaceStore(config::StoreConfig config) : root_(std::move(config.root)) {}
+WorkspaceStore::WorkspaceStore(config::StoreConfig config)
+    : root_(std::move(config.root)), rootText_(root_.string() + "/") {}
 
 fs::path WorkspaceStore::directory(const std::string& name) const { return root_ / name; }
 
@@ -104,6 +105,7 @@ Result<void> WorkspaceStore::open() {
   if (ec) return storageError("cannot create the storage directory", root_, ec.value());
   root_ = fs::canonical(root_, ec);
   if (ec) return storageError("cannot resolve the storage directory", root_, ec.value());
+  rootText_ = root_.string() + "/";
   // Leftovers of a crash: half-deleted workspaces and temp files that were never renamed.
   for (const auto& entry : fs::directory_iterator(root_, ec)) {
     auto name = entry.path().filename().string();
@@ -131,7 +133,7 @@ Result<StoredWorkspace> WorkspaceStore::save(const Workspace& workspace) {
   stored.fingerprint = text::fingerprint(yaml);
   if (auto r = syncScripts(stored, true); !r) return r.error();
   if (auto r = writeFileAtomic(dir / kYamlName, yaml); !r) return r.error();
-  auto identity = statIdentity(dir / kYamlName);
+  auto identity = statIdentity((dir / kYamlName).c_str());
   if (!identity) return storageError("cannot stat", dir / kYamlName, errno);
   stored.identity = *identity;
   log::store()->info("[ws:{}] saved {} function(s)", workspace.name, workspace.functions.size());
@@ -142,7 +144,7 @@ Result<StoredWorkspace> WorkspaceStore::load(const std::string& name) const {
   auto path = directory(name) / kYamlName;
   // Identity first: if the file is replaced while we read, the identity is the older one and the
   // next run notices the change.
-  auto identity = statIdentity(path);
+  auto identity = statIdentity(path.c_str());
   auto yaml = readFile(path);
   if (!identity || !yaml) return Error{Errc::WorkspaceNotFound, "Workspace \"" + name + "\" not found"};
   try {
@@ -186,7 +188,8 @@ std::vector<std::string> WorkspaceStore::list() const {
 }
 
 std::optional<FileIdentity> WorkspaceStore::identity(const std::string& name) const {
-  return statIdentity(directory(name) / kYamlName);
+  // Called on every run: a plain string, not a std::filesystem::path (which splits its components).
+  return statIdentity((rootText_ + name + "/" + kYamlName).c_str());
 }
 
 Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored, bool force) {

@@ -70,6 +70,7 @@ class WorkspaceStore {
 
  private:
   std::filesystem::path root_;
+  std::string rootText_;  // root_ with a trailing slash
 };
 
 // Writes `content` to `path` atomically. Exposed for tests.
