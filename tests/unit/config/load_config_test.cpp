@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/load_from.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,15 +16,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
-
-LoadResult loadFrom(const std::map<std::string, std::string>& env) {
-  return loadConfig(
-      [&env](const char* name) -> const char* {
-        auto it = env.find(name);
-        return it == env.end() ? nullptr : it->second.c_str();
-      },
-      "/opt/customcode/bin");
-}
 
 TEST(LoadConfig, UsesTheDefaultsWhenNothingIsSet) {
   auto loaded = loadFrom({});

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/load_from.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,17 +15,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-LoadResult loadNpmFrom(const std::map<std::string, std::string>& env) {
-  return loadConfig(
-      [&env](const char* name) -> const char* {
-        auto it = env.find(name);
-        return it == env.end() ? nullptr : it->second.c_str();
-      },
-      "/opt/customcode/bin");
-}
-
 TEST(NpmConfig, DefaultsToNpmsOwnRegistryAndACacheUnderTheStorage) {
-  auto loaded = loadNpmFrom({});
+  auto loaded = loadFrom({});
 
   EXPECT_THAT(loaded.errors, IsEmpty());
   EXPECT_EQ(loaded.config.npm.registry, "");
@@ -34,7 +26,7 @@ TEST(NpmConfig, DefaultsToNpmsOwnRegistryAndACacheUnderTheStorage) {
 }
 
 TEST(NpmConfig, ReadsRegistryTimeoutAndCache) {
-  auto loaded = loadNpmFrom({{"NPM_CONFIG_REGISTRY", "https://npm.example.test/"},
+  auto loaded = loadFrom({{"NPM_CONFIG_REGISTRY", "https://npm.example.test/"},
                              {"NPM_INSTALL_TIMEOUT", "5000"},
                              {"NPM_CACHE_DIRECTORY", "/var/cache/npm"}});
 
@@ -45,7 +37,7 @@ TEST(NpmConfig, ReadsRegistryTimeoutAndCache) {
 }
 
 TEST(NpmConfig, RefusesARegistryThatIsNotAnHttpUrl) {
-  auto loaded = loadNpmFrom({{"NPM_CONFIG_REGISTRY", "file:///etc"}});
+  auto loaded = loadFrom({{"NPM_CONFIG_REGISTRY", "file:///etc"}});
 
   EXPECT_THAT(loaded.errors, ElementsAre(HasSubstr("NPM_CONFIG_REGISTRY: must be an http(s) URL")));
 }
