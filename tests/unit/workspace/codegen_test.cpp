@@ -1,4 +1,5 @@
 #include "workspace/codegen.hpp"
+#include "workspace/workspace_of.hpp"
 
 #include "workspace/validation.hpp"
 
@@ -16,12 +17,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Optional;
 using ::testing::StartsWith;
-
-Workspace workspaceOf(std::string_view body) {
-  auto parsed = parseWorkspace("ws", json::parse(body));
-  if (!parsed) throw std::logic_error(parsed.error().message);
-  return std::move(*parsed);
-}
 
 TEST(Codegen, WrapsEachFunctionInAnAsyncFunctionOfItsParameters) {
   auto ws = workspaceOf(R"({"functions": {"hello": {"code": "return 'Hello ' + name;",
