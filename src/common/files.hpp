@@ -5,6 +5,9 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
+
+#include <unistd.h>
 
 namespace customcode::files {
 
@@ -17,5 +20,31 @@ inline std::optional<std::string> readFile(const std::filesystem::path& path) {
   out << in.rdbuf();
   return std::move(out).str();
 }
+
+// Owns a file descriptor: closed on destruction, moved but never copied.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace customcode::files

@@ -6,12 +6,15 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 namespace customcode::http {
@@ -26,6 +29,30 @@ std::string sizeText(std::size_t bytes) {
   if (bytes % (1024 * 1024) == 0) return std::to_string(bytes / (1024 * 1024)) + "mb";
   if (bytes % 1024 == 0) return std::to_string(bytes / 1024) + "kb";
   return std::to_string(bytes) + " bytes";
+}
+
+// Small responses (every run's answer, typically) go out as one buffer that Beast's serializer
+// fills once: writing the message directly walks Beast's buffer views several times per write,
+// which the profile showed. Large bodies are not copied: Beast writes them as they are.
+constexpr std::size_t kFlattenBodyMax = 64 * 1024;
+
+std::string flatten(Response& response) {
+  std::string wire;
+  wire.reserve(256 + response.body().size());
+  bhttp::response_serializer<bhttp::string_body> serializer(response);
+  boost::system::error_code ec;
+  while (!ec && !serializer.is_done()) {
+    serializer.next(ec, [&](boost::system::error_code& error, const auto& buffers) {
+      error = {};
+      std::size_t size = 0;
+      for (auto buffer : beast::buffers_range_ref(buffers)) {
+        wire.append(static_cast<const char*>(buffer.data()), buffer.size());
+        size += buffer.size();
+      }
+      serializer.consume(size);
+    });
+  }
+  return wire;
 }
 
 }  // namespace
@@ -126,7 +153,15 @@ asio::awaitable<void> Listener::session(tcp::socket socket) {
     response.keep_alive(keepAlive);
     if (head) response.body().clear();
     stream.expires_after(std::chrono::seconds(60));
-    auto [writeError, written] = co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+    boost::system::error_code writeError;
+    if (response.body().size() <= kFlattenBodyMax) {
+      auto wire = flatten(response);
+      auto [error, written] = co_await asio::async_write(stream, asio::buffer(wire), as_tuple(use_awaitable));
+      writeError = error;
+    } else {
+      auto [error, written] = co_await bhttp::async_write(stream, response, as_tuple(use_awaitable));
+      writeError = error;
+    }
     if (writeError || !keepAlive) break;
   }
   boost::system::error_code ignored;

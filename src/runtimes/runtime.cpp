@@ -24,7 +24,13 @@ std::string joined(const std::vector<std::string>& items) {
 
 }  // namespace
 
-Runtimes::Runtimes(config::RuntimeConfig config) : config_(std::move(config)) {}
+Runtimes::Runtimes(config::RuntimeConfig config) : config_(std::move(config)) { findBootstraps(); }
+
+void Runtimes::findBootstraps() {
+  std::error_code ec;
+  hasNode_ = fs::exists(bootstrap(kNode), ec);
+  hasPython_ = fs::exists(bootstrap(kPython), ec);
+}
 
 fs::path Runtimes::bootstrap(std::string_view runtime) const {
   if (runtime == kNode) return config_.bootstrapDir / "node" / "worker.js";
@@ -33,8 +39,7 @@ fs::path Runtimes::bootstrap(std::string_view runtime) const {
 }
 
 bool Runtimes::available(std::string_view runtime) const {
-  std::error_code ec;
-  return (runtime == kNode || runtime == kPython) && fs::exists(bootstrap(runtime), ec);
+  return (runtime == kNode && hasNode_) || (runtime == kPython && hasPython_);
 }
 
 std::vector<std::string> Runtimes::baseEnvironment() const {
@@ -126,6 +131,7 @@ Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
   if (!fs::exists(target / "node" / "worker.js", ec))
     return Error{Errc::StorageFailed, "cannot stage the bootstrap scripts in " + target.string()};
   config_.bootstrapDir = target;
+  findBootstraps();
   return target;
 }
 

@@ -31,7 +31,8 @@ class Runtimes {
   // service sends it a module (see pool/spare_pool.hpp).
   pool::LaunchSpec spareCommand(std::string_view runtime) const;
 
-  // Whether this build can run `runtime` (its bootstrap exists).
+  // Whether this build can run `runtime`: its bootstrap existed when the bootstrap directory was
+  // set (asked on every run, so not a stat each time).
   bool available(std::string_view runtime) const;
 
   // Problems that stop start-up: a missing interpreter or bootstrap.
@@ -56,8 +57,12 @@ class Runtimes {
 
   pool::LaunchSpec sandboxed(pool::LaunchSpec spec, std::string_view runtime, const std::filesystem::path& workspaceDir) const;
 
+  void findBootstraps();
+
   config::RuntimeConfig config_;
   const pool::Sandbox* sandbox_ = nullptr;
+  bool hasNode_ = false;
+  bool hasPython_ = false;
 };
 
 }  // namespace customcode::runtimes

@@ -52,13 +52,17 @@ Result<void> fsyncDirectory(const fs::path& dir) {
 
 using files::readFile;
 
-std::optional<FileIdentity> statIdentity(const char* path) {
-  struct stat st {};
-  if (::stat(path, &st) != 0) return std::nullopt;
+FileIdentity identityOf(const struct stat& st) {
   return FileIdentity{.device = st.st_dev,
                       .inode = st.st_ino,
                       .mtimeNs = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
                       .size = st.st_size};
+}
+
+std::optional<FileIdentity> statIdentity(const char* path) {
+  struct stat st {};
+  if (::stat(path, &st) != 0) return std::nullopt;
+  return identityOf(st);
 }
 
 }  // namespace
@@ -95,7 +99,7 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view content) {
 }
 
 WorkspaceStore::WorkspaceStore(config::StoreConfig config)
-    : root_(std::move(config.root)), rootText_(root_.string() + "/") {}
+    : root_(std::move(config.root)) {}
 
 fs::path WorkspaceStore::directory(const std::string& name) const { return root_ / name; }
 
@@ -105,7 +109,8 @@ Result<void> WorkspaceStore::open() {
   if (ec) return storageError("cannot create the storage directory", root_, ec.value());
   root_ = fs::canonical(root_, ec);
   if (ec) return storageError("cannot resolve the storage directory", root_, ec.value());
-  rootText_ = root_.string() + "/";
+  rootFd_ = files::Fd(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rootFd_) return storageError("cannot open the storage directory", root_, errno);
   // Leftovers of a crash: half-deleted workspaces and temp files that were never renamed.
   for (const auto& entry : fs::directory_iterator(root_, ec)) {
     auto name = entry.path().filename().string();
@@ -188,8 +193,14 @@ std::vector<std::string> WorkspaceStore::list() const {
 }
 
 std::optional<FileIdentity> WorkspaceStore::identity(const std::string& name) const {
-  // Called on every run: a plain string, not a std::filesystem::path (which splits its components).
-  return statIdentity((rootText_ + name + "/" + kYamlName).c_str());
+  // Called on every run: relative to the open root (a shorter path walk), and a plain string, not a
+  // std::filesystem::path (which splits its components).
+  std::string relative;
+  relative.reserve(name.size() + 16);
+  relative.append(name).append("/").append(kYamlName);
+  struct stat st {};
+  if (!rootFd_ || ::fstatat(rootFd_.get(), relative.c_str(), &st, 0) != 0) return std::nullopt;
+  return identityOf(st);
 }
 
 Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored, bool force) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "common/errors.hpp"
+#include "common/files.hpp"
 #include "config/config.hpp"
 #include "workspace/workspace.hpp"
 
@@ -70,7 +71,7 @@ class WorkspaceStore {
 
  private:
   std::filesystem::path root_;
-  std::string rootText_;  // root_ with a trailing slash
+  files::Fd rootFd_;  // the root directory, opened once: the per-run stat walks only "NAME/workspace.yaml"
 };
 
 // Writes `content` to `path` atomically. Exposed for tests.
