@@ -110,6 +110,20 @@ const std::vector<Variable>& variables() {
          c.pool.spareWorkers = static_cast<std::size_t>(*v);
          return {};
        }},
+      {"FUNCTIONS_LONG_RUN_AFTER",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = parseInteger(text);
+         if (!v || *v < 0) return "must be a number of milliseconds (0 turns lowering off)";
+         c.pool.longRunAfter = milliseconds(*v);
+         return {};
+       }},
+      {"FUNCTIONS_LONG_RUN_NICE",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = parseInteger(text);
+         if (!v || *v < 1 || *v > 19) return "must be a nice value between 1 and 19";
+         c.pool.longRunNice = static_cast<int>(*v);
+         return {};
+       }},
       {"NODE_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.runtime.nodePath; })},
       {"PYTHON_PATH_BINARY", path([](Config& c) -> std::filesystem::path& { return c.runtime.pythonPath; })},
       {"NODE_BUILTIN_MODULES", list([](Config& c) -> std::vector<std::string>& { return c.runtime.nodeBuiltinModules; })},

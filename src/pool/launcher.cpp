@@ -57,6 +57,7 @@ const char* stepName(int step) {
     case 6: return "setuid";
     case 7: return "prctl";
     case 8: return "exec";
+    case 9: return "setpriority";
     default: return "start";
   }
 }
@@ -108,6 +109,7 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     setLimit(RLIMIT_AS, l.addressSpace, st, 3);
     setLimit(RLIMIT_DATA, l.dataSize, st, 3);
     setLimit(RLIMIT_CORE, l.coreSize, st, 3);
+    if (spec.nice != 0 && ::setpriority(PRIO_PROCESS, 0, spec.nice) != 0) childFail(st, 9);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) childFail(st, 4);
     if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0))
       childFail(st, 5);

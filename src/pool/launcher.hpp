@@ -31,6 +31,7 @@ struct LaunchSpec {
   ResourceLimits limits;
   std::optional<uid_t> uid;  // switch to this uid/gid before exec
   std::optional<gid_t> gid;
+  int nice = 0;  // the child's nice value, inherited by everything it starts
 };
 
 // The parent's ends of a started child. The caller owns the fds.

@@ -2,6 +2,7 @@
 
 #include "common/async.hpp"
 #include "common/log.hpp"
+#include "pool/priority.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -47,6 +48,7 @@ bool looksOutOfMemory(std::string_view tail) {
 struct Worker::Pending {
   explicit Pending(asio::any_io_executor executor) : timer(executor) {}
   asio::steady_timer timer;
+  std::chrono::steady_clock::time_point started;
   bool done = false;
   std::size_t logBytes = 0;
   bool logsTruncated = false;
@@ -112,36 +114,50 @@ asio::awaitable<Reply> Worker::call(std::string_view type, std::string_view memb
   lastUsed_ = started;
   auto id = nextId_++;
   Pending pending(executor_);
+  pending.started = started;
   pending_.emplace(id, &pending);
   send(requestFrame(type, id, members));
   pending.timer.expires_after(timeout);
   co_await pending.timer.async_wait(as_tuple(use_awaitable));
   pending_.erase(id);
-  if (!pending.done) pending.reply.status = ReplyStatus::TimedOut;
+  if (!pending.done) {
+    pending.reply.status = ReplyStatus::TimedOut;
+    unansweredTimeout_ = true;  // it may still be running that call
+  }
   pending.reply.elapsed = std::chrono::steady_clock::now() - started;
   lastUsed_ = std::chrono::steady_clock::now();
+  if (lowered_) adjustPriority();
   finishRetiringIfIdle();
   co_return std::move(pending.reply);
 }
 
 void Worker::send(std::string frame) {
   outgoing_ += frame;
-  if (writing_) return;
-  writing_ = true;
-  spawnLogged(executor_, writeLoop(), "worker writer");
+  if (!writing_) flush();
 }
 
-asio::awaitable<void> Worker::writeLoop() {
-  auto self = shared_from_this();
-  std::string chunk;
-  while (!outgoing_.empty() && requests_.is_open()) {
-    chunk.clear();
-    chunk.swap(outgoing_);
-    auto [ec, n] = co_await asio::async_write(requests_, asio::buffer(chunk), as_tuple(use_awaitable));
-    if (ec) break;  // The worker is gone; readFrames() sees the end and fails the calls.
+// A plain completion handler, not a coroutine: it runs for every batch of frames, and spawning a
+// coroutine per batch showed in the profile. Frames queued while a write is in flight go out
+// together with the next one.
+void Worker::flush() {
+  if (outgoing_.empty() || !requests_.is_open()) {
+    outgoing_.clear();
+    writing_ = false;
+    if (closeWhenFlushed_) {
+      boost::system::error_code ignored;
+      requests_.close(ignored);
+    }
+    return;
   }
-  outgoing_.clear();
-  writing_ = false;
+  writing_ = true;
+  inFlightBytes_.clear();
+  inFlightBytes_.swap(outgoing_);
+  asio::async_write(requests_, asio::buffer(inFlightBytes_),
+                    [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                      // On an error the worker is gone; readFrames() sees the end and fails the calls.
+                      if (ec) self->outgoing_.clear();
+                      self->flush();
+                    });
 }
 
 void Worker::retire() {
@@ -162,24 +178,9 @@ void Worker::finishRetiringIfIdle() {
 }
 
 void Worker::closeRequests() {
-  if (!writing_) {
-    boost::system::error_code ignored;
-    requests_.close(ignored);
-    return;
-  }
-  // Let the writer flush first: closing under it would drop frames.
-  spawnLogged(executor_, closeAfterFlush(), "worker close");
-}
-
-asio::awaitable<void> Worker::closeAfterFlush() {
-  auto self = shared_from_this();
-  asio::steady_timer wait(executor_);
-  while (writing_) {
-    wait.expires_after(1ms);
-    co_await wait.async_wait(as_tuple(use_awaitable));
-  }
-  boost::system::error_code ignored;
-  requests_.close(ignored);
+  // Let the writer flush first: closing under it would drop frames. flush() closes when done.
+  closeWhenFlushed_ = true;
+  if (!writing_) flush();
 }
 
 void Worker::kill(std::string reason, bool outOfMemory) {
@@ -191,6 +192,29 @@ void Worker::kill(std::string reason, bool outOfMemory) {
   log::pool()->warn("[ws:{}][pid {}] killing {} worker: {}", workspace(), pid(), runtime(), killReason_);
   ::kill(-pid_, SIGKILL);
   ::kill(pid_, SIGKILL);
+}
+
+void Worker::adjustPriority() {
+  if (options_.longRunAfter.count() <= 0 || reaped_ || !killReason_.empty()) return;
+  bool longCall = suspect_ || unansweredTimeout_;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, pending] : pending_)
+    if (now - pending->started >= options_.longRunAfter) longCall = true;
+  if (longCall && !lowered_) {
+    lowered_ = true;
+    setTreeNice(pid_, options_.longRunNice);
+    log::pool()->debug("[ws:{}][pid {}] a call runs for over {} ms: lowered to nice {}", workspace(), pid(),
+                       options_.longRunAfter.count(), options_.longRunNice);
+  } else if (!longCall && lowered_ && canRaise_) {
+    if (setTreeNice(pid_, 0)) {
+      lowered_ = false;
+      log::pool()->debug("[ws:{}][pid {}] no long call left: back to normal priority", workspace(), pid());
+    } else {
+      canRaise_ = false;
+      log::pool()->info("[ws:{}][pid {}] cannot raise the worker's priority back (no CAP_SYS_NICE): it stays lowered",
+                        workspace(), pid());
+    }
+  }
 }
 
 void Worker::onExit(std::function<void()> callback) {
@@ -267,6 +291,7 @@ void Worker::handleFrame(std::string_view line) {
     pending.reply.logs.push_back(std::move(frame));
     return;
   }
+  unansweredTimeout_ = false;
   pending.done = true;
   pending.reply.status = ReplyStatus::Replied;
   pending.reply.frame = std::move(frame);

@@ -28,6 +28,10 @@ struct WorkerOptions {
   std::size_t maxFrameBytes = 64 * 1024 * 1024;
   std::size_t logsMaxBytes = 256 * 1024;  // per call; past it logs are dropped and the cut marked
   std::chrono::milliseconds killGrace{500};
+  // A worker with a call in flight for longer than this runs at `longRunNice` until it has none
+  // (see adjustPriority). Zero turns it off.
+  std::chrono::milliseconds longRunAfter{0};
+  int longRunNice = 19;
 };
 
 enum class ReplyStatus { Replied, TimedOut, Died };
@@ -79,6 +83,13 @@ class Worker : public std::enable_shared_from_this<Worker> {
     options_.runtime = std::move(runtime);
   }
 
+  // Lowers the worker's CPU priority (a high nice value, pool/priority.hpp) while it has a call in flight for longer than longRunAfter
+  // (or one timed out and it has answered nothing since), and raises it back when it has none: short runs of every workspace
+  // keep their latency beside a long computation or a busy loop. Called periodically by the pool
+  // and when a call ends. Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
+  void adjustPriority();
+  bool lowered() const { return lowered_; }
+
   // Runs `callback` once, when the process is gone and reaped (at once if it already is).
   void onExit(std::function<void()> callback);
 
@@ -97,13 +108,12 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   Worker(asio::any_io_executor executor, ChildProcess child, WorkerOptions options);
   void send(std::string frame);
-  asio::awaitable<void> writeLoop();
+  void flush();
   asio::awaitable<void> readFrames();
   asio::awaitable<void> readOutput();
   void handleFrame(std::string_view line);
   asio::awaitable<void> finish();
   void closeRequests();
-  asio::awaitable<void> closeAfterFlush();
   void finishRetiringIfIdle();
 
   asio::any_io_executor executor_;
@@ -111,12 +121,17 @@ class Worker : public std::enable_shared_from_this<Worker> {
   pid_t pid_;
   bool reaped_ = false;
   bool suspect_ = false;
+  bool lowered_ = false;
+  bool unansweredTimeout_ = false;  // a call timed out and the worker has answered nothing since
+  bool canRaise_ = true;
   State state_ = State::Starting;
   asio::posix::stream_descriptor requests_;
   asio::posix::stream_descriptor frames_;
   asio::posix::stream_descriptor output_;
-  std::string outgoing_;
+  std::string outgoing_;       // frames waiting for the write in flight
+  std::string inFlightBytes_;  // the write in flight
   bool writing_ = false;
+  bool closeWhenFlushed_ = false;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending*> pending_;
   asio::steady_timer readySignal_;

@@ -20,11 +20,15 @@ WorkerPool::WorkerPool(asio::any_io_executor executor, config::PoolConfig config
       spawn_(std::move(spawn)),
       metrics_(metrics),
       sweepTimer_(executor),
+      priorityTimer_(executor),
       alive_(std::make_shared<bool>(true)) {}
 
 WorkerPool::~WorkerPool() { *alive_ = false; }
 
-void WorkerPool::start() { spawnLogged(executor_, sweepLoop(), "idle worker sweeper"); }
+void WorkerPool::start() {
+  spawnLogged(executor_, sweepLoop(), "idle worker sweeper");
+  if (config_.longRunAfter.count() > 0) spawnLogged(executor_, priorityLoop(), "worker priority check");
+}
 
 asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string workspace, std::string runtime,
                                                                       std::uint64_t version) {
@@ -208,9 +212,25 @@ asio::awaitable<void> WorkerPool::sweepLoop() {
   }
 }
 
+asio::awaitable<void> WorkerPool::priorityLoop() {
+  // Often enough that a busy loop is lowered soon after longRunAfter; the check itself only looks
+  // at the workers with calls in flight.
+  auto period = std::clamp<std::chrono::milliseconds>(config_.longRunAfter / 2, 10ms, 100ms);
+  while (!stopping_) {
+    priorityTimer_.expires_after(period);
+    auto [ec] = co_await priorityTimer_.async_wait(as_tuple(use_awaitable));
+    if (ec || stopping_) break;
+    for (auto& [key, entry] : entries_)
+      if (entry.worker && (entry.worker->inFlight() > 0 || entry.worker->lowered())) entry.worker->adjustPriority();
+    for (auto& worker : retiring_)
+      if (worker->inFlight() > 0 || worker->lowered()) worker->adjustPriority();
+  }
+}
+
 asio::awaitable<void> WorkerPool::shutdown(std::chrono::milliseconds grace) {
   stopping_ = true;
   sweepTimer_.cancel();
+  priorityTimer_.cancel();
   std::vector<std::shared_ptr<Worker>> all = retiring_;
   for (auto& [key, entry] : entries_)
     if (entry.worker) all.push_back(entry.worker);

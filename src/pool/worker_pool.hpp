@@ -45,7 +45,7 @@ class WorkerPool {
   // Retires every worker of `workspace` (after a save or a delete).
   void retireWorkspace(const std::string& workspace);
 
-  // Starts the idle sweeper.
+  // Starts the idle sweeper and the priority check of long calls (Worker::adjustPriority).
   void start();
 
   // Retires every worker, waits up to `grace` for them to exit, then kills the rest.
@@ -72,6 +72,7 @@ class WorkerPool {
   void sweepIdle();
   asio::awaitable<void> pingOrKill(std::shared_ptr<Worker> worker);
   asio::awaitable<void> sweepLoop();
+  asio::awaitable<void> priorityLoop();
 
   asio::any_io_executor executor_;
   config::PoolConfig config_;
@@ -82,6 +83,7 @@ class WorkerPool {
   std::vector<std::shared_ptr<Worker>> retiring_;
   std::size_t exiting_ = 0;  // evicted by LRU, not yet reaped: they still hold a slot
   asio::steady_timer sweepTimer_;
+  asio::steady_timer priorityTimer_;
   bool stopping_ = false;
   std::shared_ptr<bool> alive_;  // lets worker exit callbacks outlive the pool safely
 };

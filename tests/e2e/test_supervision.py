@@ -36,6 +36,26 @@ SPIN = {"spin": {"code": "console.log('spinning now');\nwhile (true) {}"},
         "ok": {"code": "return 'fine';"}}
 
 
+def thread_nices(root):
+    """The nice value of every thread of `root` and of its descendants, from /proc."""
+    nices, pending = {}, [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    nices[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    pending.extend(int(child) for child in f.read().split())
+            except (OSError, ValueError, IndexError):
+                continue
+    return nices
+
+
 # ---- timeouts ----
 
 def test_infinite_loop_times_out_with_its_logs_while_other_workspaces_stay_fast(make_service):
@@ -414,7 +434,8 @@ def test_sigterm_stops_accepting_new_connections(make_service):
                                         ("FUNCTIONS_WORKERS_MAX_LRU", "0"), ("UPDATE_SCRIPTS_ON_STARTUP", "maybe"),
                                         ("INACTIVE_NODE_WORKER_DELETION_TIMEOUT", "soon"),
                                         ("NODE_WORKER_MAX_OLD_GENERATION_SIZE_MB", "big"),
-                                        ("FUNCTIONS_LOGS_MAX_SIZE", "-1kb")])
+                                        ("FUNCTIONS_LOGS_MAX_SIZE", "-1kb"), ("FUNCTIONS_LONG_RUN_NICE", "25"),
+                                        ("FUNCTIONS_LONG_RUN_AFTER", "soon")])
 def test_bad_configuration_stops_start_up_naming_the_variable(binary, tmp_path, name, value):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": "0", "HOST": "127.0.0.1",
            "FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH": str(tmp_path / "data"), name: value}
@@ -432,3 +453,57 @@ def test_every_bad_value_is_reported_at_once(binary, tmp_path):
     assert proc.returncode != 0
     for name in ("PORT", "FUNCTIONS_RUN_TIMEOUT", "REQUEST_MAX_SIZE"):
         assert name in proc.stderr + proc.stdout
+
+
+# ---- priority of long calls ----
+
+BUSY = {"busy": {"code": "const end = Date.now() + ms; while (Date.now() < end) {} return 'done';",
+                 "parameters": {"ms": {"type": "number"}}},
+        "ok": {"code": "return 'fine';"}}
+
+
+def test_a_long_call_runs_at_low_priority_and_its_worker_comes_back_after(make_service):
+    service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50"})
+    assert service.save("busy", BUSY).status_code == 200
+    assert service.run("busy", "ok").status_code == 200
+    worker = the_worker(service, "busy")
+    before = thread_nices(worker)
+    assert len(before) >= 3 and set(before.values()) == {0}, before  # bwrap, its init, node and its threads
+
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(r=service.run("busy", "busy", {"ms": 1500})))
+    runner.start()
+    lowered = wait_for(lambda: set(thread_nices(worker).values()) == {19}, timeout=1.2)
+    assert lowered, thread_nices(worker)
+    # Meanwhile a short call of another workspace is served as usual.
+    assert service.save("other", HELLO).status_code == 200
+    assert service.run("other", "hello", {"name": "x"}).json()["result"] == "Hello x"
+    runner.join(10)
+    assert result["r"].status_code == 200 and result["r"].json()["result"] == "done"
+    if os.geteuid() == 0:
+        assert wait_for(lambda: set(thread_nices(worker).values()) == {0}, timeout=2), thread_nices(worker)
+    assert service.run("busy", "ok").json()["result"] == "fine"
+
+
+def test_short_calls_never_lower_their_worker(make_service):
+    service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50"})
+    assert service.save("busy", BUSY).status_code == 200
+    assert service.run("busy", "ok").status_code == 200
+    worker = the_worker(service, "busy")
+    for _ in range(50):
+        assert service.run("busy", "busy", {"ms": 5}).status_code == 200
+    assert set(thread_nices(worker).values()) == {0}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="spares start lowered only when their priority can be raised back")
+def test_spare_workers_wait_at_low_priority_and_serve_at_normal_priority(make_service):
+    service = make_service(env={"FUNCTIONS_SPARE_WORKERS": "1"})
+    spares = wait_for(lambda: [p for p in service.worker_pids() if "--spare" in open(f"/proc/{p}/cmdline").read()
+                               and p not in service._spare_owners()], timeout=10)
+    assert spares
+    assert wait_for(lambda: set(thread_nices(spares[0]).values()) == {19}, timeout=5), thread_nices(spares[0])
+    assert service.save("taken", HELLO).status_code == 200
+    assert service.run("taken", "hello", {"name": "x"}).status_code == 200
+    worker = the_worker(service, "taken")
+    assert worker == spares[0]  # the spare took the workspace over
+    assert set(thread_nices(worker).values()) == {0}, thread_nices(worker)

@@ -38,6 +38,8 @@ TEST(LoadConfig, UsesTheDefaultsWhenNothingIsSet) {
   EXPECT_EQ(c.runtime.pythonBuiltinModules, defaultPythonBuiltinModules());
   EXPECT_EQ(c.runtime.pythonPackagesWhitelist, defaultPythonPackagesWhitelist());
   EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.pool.longRunAfter, 50ms);
+  EXPECT_EQ(c.pool.longRunNice, 19);
 }
 
 TEST(LoadConfig, ParsesEveryVariable) {
@@ -64,6 +66,8 @@ TEST(LoadConfig, ParsesEveryVariable) {
       {"FUNCTIONS_LOGS_MAX_SIZE", "1kb"},
       {"FUNCTIONS_RESULT_MAX_SIZE", "2mb"},
       {"LOG_LEVEL", "DEBUG"},
+      {"FUNCTIONS_LONG_RUN_AFTER", "0"},
+      {"FUNCTIONS_LONG_RUN_NICE", "5"},
   });
 
   ASSERT_THAT(loaded.errors, IsEmpty());
@@ -90,6 +94,8 @@ TEST(LoadConfig, ParsesEveryVariable) {
   EXPECT_EQ(c.runtime.logsMaxBytes, 1024u);
   EXPECT_EQ(c.runtime.resultMaxBytes, 2u * 1024u * 1024u);
   EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.pool.longRunAfter, 0ms);
+  EXPECT_EQ(c.pool.longRunNice, 5);
 }
 
 TEST(LoadConfig, AcceptsPortZeroAndFalseFlags) {

@@ -1,6 +1,7 @@
 #include "pool/worker.hpp"
 
 #include "pool/fake_worker.hpp"
+#include "pool/priority.hpp"
 #include "test_loop.hpp"
 
 #include <boost/json.hpp>
@@ -320,6 +321,66 @@ TEST_F(WorkerTest, RetiredWorkerThatIgnoresItsInputIsKilledAfterTheGrace) {
 
   ASSERT_TRUE(waitReaped(loop_, *worker));
   EXPECT_TRUE(noLongerAChild(worker->pid()));
+}
+
+// ---- Priority of long calls ----
+
+TEST_F(WorkerTest, ALongCallLowersTheWorkerUntilItEnds) {
+  auto options = fakeWorkerOptions();
+  options.longRunAfter = 50ms;
+  options.longRunNice = 19;
+  auto worker = launchReady(options);
+  auto slow = loop_.start(callRun(worker, "slow", {{"delayMs", 600}}, 5000ms));
+  auto since = std::chrono::steady_clock::now();
+  ASSERT_TRUE(loop_.runUntil([&] { return std::chrono::steady_clock::now() - since >= 150ms; }));
+  ASSERT_FALSE(slow->done);
+
+  worker->adjustPriority();
+
+  EXPECT_TRUE(worker->lowered());
+  EXPECT_EQ(niceOf(worker->pid()), 19);
+  ASSERT_TRUE(loop_.runUntil([&] { return slow->done; }));
+  EXPECT_EQ(slow->value->status, ReplyStatus::Replied);
+  if (canRaisePriority()) {
+    EXPECT_FALSE(worker->lowered());
+    EXPECT_EQ(niceOf(worker->pid()), 0);
+  } else {
+    EXPECT_EQ(niceOf(worker->pid()), 19);  // without CAP_SYS_NICE it stays lowered
+  }
+}
+
+TEST_F(WorkerTest, AShortCallDoesNotLowerTheWorker) {
+  auto options = fakeWorkerOptions();
+  options.longRunAfter = 50ms;
+  auto worker = launchReady(options);
+  auto quick = loop_.start(callRun(worker, "slow", {{"delayMs", 5}}, 5000ms));
+  worker->adjustPriority();
+  ASSERT_TRUE(loop_.runUntil([&] { return quick->done; }));
+  worker->adjustPriority();
+
+  EXPECT_FALSE(worker->lowered());
+  EXPECT_EQ(niceOf(worker->pid()), 0);
+}
+
+TEST_F(WorkerTest, ATimedOutCallKeepsTheWorkerLoweredUntilItAnswersAgain) {
+  auto options = fakeWorkerOptions();
+  options.longRunAfter = 20ms;
+  auto worker = launchReady(options);
+  auto spin = loop_.start(callRun(worker, "slow", {{"delayMs", 400}}, 100ms));
+  auto since = std::chrono::steady_clock::now();
+  ASSERT_TRUE(loop_.runUntil([&] { return std::chrono::steady_clock::now() - since >= 50ms; }));
+  worker->adjustPriority();
+  ASSERT_TRUE(worker->lowered());
+  ASSERT_TRUE(loop_.runUntil([&] { return spin->done; }));
+  ASSERT_EQ(spin->value->status, ReplyStatus::TimedOut);
+
+  worker->adjustPriority();
+  EXPECT_TRUE(worker->lowered());  // it may still be running the call that timed out
+
+  if (!canRaisePriority()) return;
+  auto pong = loop_.run(callPing(worker, 5000ms));
+  ASSERT_EQ(pong.status, ReplyStatus::Replied);
+  EXPECT_FALSE(worker->lowered());
 }
 
 TEST(WorkerLifetime, TearingDownTheLoopKillsAndReapsTheWorker) {
