@@ -30,11 +30,8 @@ Server::Server(config::Config config)
             metrics_),
       spares_(ioc_.get_executor(), config_.pool.spareWorkers,
               [this] {
-                // A spare starts (a burst of CPU) below the runs being served, when its priority
-                // can be raised back once it takes a workspace over.
-                auto spec = runtimes_.spareCommand(runtimes::kNode);
-                if (canRaisePriority_) spec.nice = config_.pool.longRunNice;
-                return pool::Worker::start(ioc_.get_executor(), spec, workerOptions("-", "nodejs spare"));
+                return pool::Worker::start(ioc_.get_executor(), runtimes_.spareCommand(runtimes::kNode),
+                                           workerOptions("-", "nodejs spare"));
               },
               config_.pool.startupTimeout),
       checker_(ioc_.get_executor(), runtimes_, config_.pool),
@@ -64,10 +61,10 @@ std::vector<std::string> Server::prepare() {
   problems = sandbox_.prepare({store_.root(), *staged});
   if (!problems.empty()) return problems;
   runtimes_.useSandbox(&sandbox_);
-  canRaisePriority_ = pool::canRaisePriority();
-  if (!canRaisePriority_)
-    log::app()->info("no CAP_SYS_NICE: spare workers start at normal priority, and a worker lowered for a long "
-                     "call stays at FUNCTIONS_LONG_RUN_NICE until it is replaced");
+  if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
+  if (config_.pool.longRunAfter.count() > 0 && !pool::canRaisePriority())
+    log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "
+                     "is replaced");
   for (const auto& warning : sandbox_.warnings()) {
     log::app()->warn("!!! {}", warning);
     api_.addHealthWarning(warning);
@@ -123,7 +120,6 @@ asio::awaitable<std::shared_ptr<pool::Worker>> Server::takeOverSpare(std::string
     spare->kill("it could not load the workspace");
     co_return nullptr;
   }
-  if (canRaisePriority_) pool::setTreeNice(spare->pid(), 0);
   spare->assign(workspace, std::string(runtimes::kNode));
   log::pool()->info("[ws:{}][pid {}] spare worker took over the workspace", workspace, spare->pid());
   co_return spare;

@@ -48,7 +48,6 @@ class Server {
   pool::WorkerOptions workerOptions(std::string workspace, std::string runtime) const;
 
   config::Config config_;
-  bool canRaisePriority_ = false;  // probed in prepare(), before any worker starts
   boost::asio::io_context ioc_{1};
   boost::asio::thread_pool fsPool_{2};
   Metrics metrics_;

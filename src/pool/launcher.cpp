@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -57,7 +58,6 @@ const char* stepName(int step) {
     case 6: return "setuid";
     case 7: return "prctl";
     case 8: return "exec";
-    case 9: return "setpriority";
     default: return "start";
   }
 }
@@ -109,7 +109,6 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     setLimit(RLIMIT_AS, l.addressSpace, st, 3);
     setLimit(RLIMIT_DATA, l.dataSize, st, 3);
     setLimit(RLIMIT_CORE, l.coreSize, st, 3);
-    if (spec.nice != 0 && ::setpriority(PRIO_PROCESS, 0, spec.nice) != 0) childFail(st, 9);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) childFail(st, 4);
     if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0))
       childFail(st, 5);
@@ -144,6 +143,35 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
                                         stepName(payload[0]) + " failed: " + std::strerror(payload[1])};
   }
   return ChildProcess{.pid = pid, .requests = requests.write, .frames = frames.read, .output = output.read};
+}
+
+Result<Finished> runToEnd(const LaunchSpec& spec, std::chrono::milliseconds timeout) {
+  auto child = spawnProcess(spec);
+  if (!child) return child.error();
+  ::close(child->requests);
+  ::close(child->frames);
+  Finished finished;
+  char buffer[4096];
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      finished.timedOut = true;
+      break;
+    }
+    pollfd p{.fd = child->output, .events = POLLIN, .revents = 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready <= 0) continue;
+    auto n = ::read(child->output, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (finished.output.size() < 64 * 1024) finished.output.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(child->output);
+  if (finished.timedOut) ::kill(-child->pid, SIGKILL), ::kill(child->pid, SIGKILL);
+  while (::waitpid(child->pid, &finished.status, 0) < 0 && errno == EINTR) {
+  }
+  return finished;
 }
 
 }  // namespace customcode::pool

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,7 +32,6 @@ struct LaunchSpec {
   ResourceLimits limits;
   std::optional<uid_t> uid;  // switch to this uid/gid before exec
   std::optional<gid_t> gid;
-  int nice = 0;  // the child's nice value, inherited by everything it starts
 };
 
 // The parent's ends of a started child. The caller owns the fds.
@@ -44,5 +44,15 @@ struct ChildProcess {
 
 // Forks and execs. Fails with SpawnFailed, saying why exec failed (e.g. a missing interpreter).
 Result<ChildProcess> spawnProcess(const LaunchSpec& spec);
+
+// What a short command printed (stdout and stderr, first 64 KiB) and how it ended.
+struct Finished {
+  std::string output;
+  int status = 0;         // as waitpid() reports it
+  bool timedOut = false;  // killed after `timeout`
+};
+
+// Runs `spec` to its end, blocking, for start-up probes. Fails when it cannot be started.
+Result<Finished> runToEnd(const LaunchSpec& spec, std::chrono::milliseconds timeout);
 
 }  // namespace customcode::pool

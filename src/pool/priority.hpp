@@ -6,10 +6,8 @@
 
 namespace customcode::pool {
 
-// Work that is not a short run (a worker busy with a long call, a spare worker starting) runs at
-// a high nice value, so that the short runs of every workspace keep their CPU and latency beside
-// it. (SCHED_IDLE was measured too: on this scheduler it cost the neighbours as much as no
-// lowering at all; see docs/decisions.md.)
+// A worker busy with a long call runs at a high nice value, so that the short runs of every
+// workspace keep their CPU and latency beside it (docs/decisions.md, "Long calls").
 
 // Sets the nice value of every thread of `root` and of all its descendants (a worker is bwrap,
 // its init, the interpreter and the interpreter's threads; Linux keeps a nice value per thread).

@@ -2,7 +2,6 @@
 
 #include "common/log.hpp"
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,38 +94,13 @@ std::vector<std::string> Sandbox::prepare(const std::vector<fs::path>& mustSee) 
 }
 
 std::string Sandbox::probe(const LaunchSpec& spec) {
-  auto child = spawnProcess(spec);
-  if (!child) return child.error().message;
-  ::close(child->requests);
-  ::close(child->frames);
-  std::string output;
-  char buffer[4096];
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  bool timedOut = false;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timedOut = true;
-      break;
-    }
-    pollfd p{.fd = child->output, .events = POLLIN, .revents = 0};
-    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
-    auto n = ::read(child->output, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (output.size() < 64 * 1024) output.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(child->output);
-  if (timedOut) ::kill(-child->pid, SIGKILL), ::kill(child->pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timedOut) return "the probe did not finish within 10 s";
+  auto finished = runToEnd(spec, std::chrono::seconds(10));
+  if (!finished) return finished.error().message;
+  if (finished->timedOut) return "the probe did not finish within 10 s";
+  int status = finished->status;
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
-  return firstLines(output) + (WIFEXITED(status) ? " (exit status " + std::to_string(WEXITSTATUS(status)) + ")"
-                                                 : " (killed by signal " + std::to_string(WTERMSIG(status)) + ")");
+  return firstLines(finished->output) + (WIFEXITED(status) ? " (exit status " + std::to_string(WEXITSTATUS(status)) + ")"
+                                                           : " (killed by signal " + std::to_string(WTERMSIG(status)) + ")");
 }
 
 LaunchSpec Sandbox::wrap(LaunchSpec spec, const SandboxView& view) const {
@@ -171,6 +145,13 @@ std::vector<std::string> Sandbox::bwrapArguments(const LaunchSpec& spec, const S
     else if (fs::is_directory(dir, ec)) add({"--ro-bind", dir, dir});
   }
   for (const char* path : kEtcFiles) add({"--ro-bind-try", path, path});
+  // bwrap's /dev is a tmpfs the sandbox user owns: read-only, or /dev/shm would be an unbounded
+  // in-memory disk.
+  add({"--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"});
+  add({"--perms", "1777", "--size", std::to_string(config_.tmpMaxBytes), "--tmpfs", "/tmp"});
+  // After /tmp, so that a workspace or an interpreter that lives under /tmp on the host is bound
+  // over the tmpfs.
+  for (const auto& dir : view.readOnly) add({"--ro-bind", dir.string(), dir.string()});
   // An interpreter installed outside the system directories (e.g. /opt/node/bin/node): its prefix.
   auto interpreter = fs::canonical(spec.argv.at(0), ec);
   if (!ec && !underSystemDir(interpreter)) {
@@ -178,12 +159,6 @@ std::vector<std::string> Sandbox::bwrapArguments(const LaunchSpec& spec, const S
     if (prefix == prefix.root_path()) prefix = interpreter.parent_path();
     add({"--ro-bind", prefix.string(), prefix.string()});
   }
-  // bwrap's /dev is a tmpfs the sandbox user owns: read-only, or /dev/shm would be an unbounded
-  // in-memory disk.
-  add({"--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"});
-  add({"--perms", "1777", "--size", std::to_string(config_.tmpMaxBytes), "--tmpfs", "/tmp"});
-  // After /tmp, so that a workspace that lives under /tmp on the host is bound over the tmpfs.
-  for (const auto& dir : view.readOnly) add({"--ro-bind", dir.string(), dir.string()});
   // The root is a tmpfs bwrap made (owned by the sandbox user, no size limit): read-only once built.
   add({"--remount-ro", "/"});
   add({"--chdir", spec.cwd.empty() ? "/" : spec.cwd.string(), "--"});

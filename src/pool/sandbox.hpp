@@ -49,6 +49,8 @@ class Sandbox {
   bool isolated() const { return isolated_; }
   bool nodePermissionModel() const { return config_.nodePermissionModel; }
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // Adds what else is weaker than asked (e.g. a Node.js without a permission model).
+  void addWarning(std::string warning) { warnings_.push_back(std::move(warning)); }
   std::string describe() const;
 
  private:

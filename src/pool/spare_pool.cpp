@@ -3,6 +3,10 @@
 #include "common/async.hpp"
 #include "common/log.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace customcode::pool {
 
 SparePool::SparePool(asio::any_io_executor executor, std::size_t target, Factory factory,
@@ -21,10 +25,24 @@ std::shared_ptr<Worker> SparePool::take() {
     if (candidate->accepting()) spare = std::move(candidate);
   }
   failing_ = false;
-  if (!stopped_ && ready_.size() + starting_ < target_) spawnLogged(executor_, fill(), "spare worker start");
+  if (!stopped_ && ready_.size() + starting_ < target_ && !refillScheduled_) {
+    refillScheduled_ = true;
+    spawnLogged(executor_, refillSoon(), "spare worker start");
+  }
   return spare;
 }
 
+// The replacement starts a little later: forking it holds the loop for a moment, and the spare
+// just taken is loading a workspace whose first run is waiting.
+asio::awaitable<void> SparePool::refillSoon() {
+  asio::steady_timer pause(executor_);
+  pause.expires_after(kRefillDelay);
+  co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  refillScheduled_ = false;
+  co_await fill();
+}
+
+// One spare at a time: starting several at once makes each of them ready later.
 asio::awaitable<void> SparePool::fill() {
   while (!stopped_ && !failing_ && ready_.size() + starting_ < target_) {
     auto worker = factory_();

@@ -32,7 +32,10 @@ class SparePool {
   void shutdown();
 
  private:
+  static constexpr std::chrono::milliseconds kRefillDelay{20};
+
   asio::awaitable<void> fill();
+  asio::awaitable<void> refillSoon();
 
   asio::any_io_executor executor_;
   std::size_t target_;
@@ -42,6 +45,7 @@ class SparePool {
   std::size_t starting_ = 0;
   bool failing_ = false;  // the last start failed: wait for the next take() before retrying
   bool stopped_ = false;
+  bool refillScheduled_ = false;
 };
 
 }  // namespace customcode::pool

@@ -1,12 +1,14 @@
 #include "runtimes/runtime.hpp"
 
 #include "common/files.hpp"
+#include "common/log.hpp"
 #include "common/text.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include <numeric>
@@ -85,8 +87,9 @@ pool::LaunchSpec Runtimes::sandboxed(pool::LaunchSpec spec, std::string_view run
     view.memory = pool::SandboxView::Memory::Data;
     // Defence in depth: Node's permission model limits reads to the bootstrap and the workspace,
     // and refuses child processes, worker threads, native addons and process.binding.
-    if (sandbox_->nodePermissionModel()) {
-      std::vector<std::string> flags{"--experimental-permission", "--disable-warning=ExperimentalWarning"};
+    if (sandbox_->nodePermissionModel() && !permissionFlag_.empty()) {
+      std::vector<std::string> flags{permissionFlag_};
+      if (disableWarningFlag_) flags.push_back("--disable-warning=ExperimentalWarning");
       // Node 20 takes one flag per directory, its contents granted with a trailing "/*".
       for (const auto& dir : view.readOnly) flags.push_back("--allow-fs-read=" + (dir / "*").string());
       spec.argv.insert(spec.argv.begin() + 1, flags.begin(), flags.end());
@@ -147,6 +150,31 @@ pool::LaunchSpec Runtimes::spareCommand(std::string_view runtime) const { return
 
 pool::LaunchSpec Runtimes::checkerCommand(std::string_view runtime) const {
   return withoutWorkspace(runtime, "--check-only");
+}
+
+std::optional<std::string> Runtimes::detectNodeVersion() {
+  pool::LaunchSpec spec;
+  spec.argv = {config_.nodePath.string(), "--version"};
+  spec.env = baseEnvironment();
+  spec.cwd = "/";
+  auto finished = pool::runToEnd(spec, std::chrono::seconds(10));
+  int major = 0, minor = 0;
+  if (finished && !finished->timedOut && std::sscanf(finished->output.c_str(), "v%d.%d", &major, &minor) == 2) {
+    nodeVersion_ = std::string(text::trim(finished->output));
+  } else {
+    return "cannot tell the version of " + config_.nodePath.string() + "; assuming Node.js 20";
+  }
+  auto atLeast = [&](int wantMajor, int wantMinor) { return major > wantMajor || (major == wantMajor && minor >= wantMinor); };
+  if (!atLeast(20, 0)) permissionFlag_.clear();
+  else if ((major == 22 && minor >= 13) || atLeast(23, 5)) permissionFlag_ = "--permission";
+  else permissionFlag_ = "--experimental-permission";
+  disableWarningFlag_ = (major == 20 && minor >= 11) || atLeast(21, 3);
+  log::app()->info("Node.js {}{}", nodeVersion_, permissionFlag_.empty() ? "" : ", permission model flag " + permissionFlag_);
+  if (permissionFlag_.empty() && sandbox_ != nullptr && sandbox_->nodePermissionModel())
+    return "NODE_PERMISSION_MODEL: Node.js " + nodeVersion_ +
+           " has no permission model (it came in Node.js 20); Node.js workers run without it, confined by the sandbox "
+           "only. Install Node.js 20 or later, or set NODE_PERMISSION_MODEL=no to silence this";
+  return std::nullopt;
 }
 
 std::vector<std::string> Runtimes::startupProblems() const {

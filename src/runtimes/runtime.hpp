@@ -6,6 +6,7 @@
 #include "pool/sandbox.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,13 @@ class Runtimes {
   // Problems that stop start-up: a missing interpreter or bootstrap.
   std::vector<std::string> startupProblems() const;
 
+  // Asks the Node.js interpreter its version and picks the permission-model flags it knows:
+  // `--experimental-permission` from 20, `--permission` from 22.13 and 23.5. Returns a warning
+  // when the model was asked for but this Node.js has none (before 20): workers then run without
+  // that second layer.
+  std::optional<std::string> detectNodeVersion();
+  const std::string& nodeVersion() const { return nodeVersion_; }
+
   const config::RuntimeConfig& config() const { return config_; }
 
   // Every command built from now on goes through `sandbox` (limits, and bubblewrap when isolated).
@@ -63,6 +71,9 @@ class Runtimes {
   const pool::Sandbox* sandbox_ = nullptr;
   bool hasNode_ = false;
   bool hasPython_ = false;
+  std::string nodeVersion_;                                    // e.g. "v20.20.2"; empty: not asked
+  std::string permissionFlag_ = "--experimental-permission";  // empty: this Node.js has none
+  bool disableWarningFlag_ = true;                             // --disable-warning exists
 };
 
 }  // namespace customcode::runtimes

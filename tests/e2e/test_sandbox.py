@@ -649,3 +649,47 @@ def test_sandbox_none_is_reported_in_the_healthcheck(make_service):
     service = make_service(env={"SANDBOX": "none"})
     health = service.get("/sys/healthcheck").json()
     assert any("SANDBOX=none" in w for w in health["details"]["warnings"]), health
+
+
+def node_reporting(version):
+    """A Node.js that reports `version` to --version and is the real one otherwise, in a directory
+    the sandbox user can reach."""
+    import shutil
+    import tempfile
+    prefix = tempfile.mkdtemp(prefix="customcode-e2e-node-", dir="/tmp")
+    os.makedirs(os.path.join(prefix, "bin"))
+    for directory in (prefix, os.path.join(prefix, "bin")):
+        os.chmod(directory, 0o755)
+    path = os.path.join(prefix, "bin", "node")
+    real = shutil.which("node") or "/usr/bin/node"
+    with open(path, "w") as f:
+        f.write(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo {version}; exit 0; fi\nexec {real} "$@"\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+def worker_arguments(service, workspace):
+    pids = wait_for(lambda: service.node_worker_pids(workspace), timeout=10)
+    with open(f"/proc/{pids[0]}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
+
+
+def test_a_node_without_a_permission_model_runs_without_it_and_says_so(make_service):
+    service = make_service(env={"NODE_PATH_BINARY": node_reporting("v18.19.0"), "FUNCTIONS_SPARE_WORKERS": "0"})
+    health = service.get("/sys/healthcheck").json()
+    assert any("NODE_PERMISSION_MODEL" in w and "v18.19.0" in w for w in health["details"]["warnings"]), health
+    assert service.save("ws", {"f": {"code": "return 1;"}}).status_code == 200
+    assert result(service.run("ws", "f")) == 1
+    args = worker_arguments(service, "ws")
+    assert not any("permission" in a for a in args), args
+
+
+def test_node_20_gets_the_experimental_permission_flag(make_service):
+    service = make_service(env={"FUNCTIONS_SPARE_WORKERS": "0"})
+    assert service.save("ws", {"f": {"code": "return 1;"}}).status_code == 200
+    assert result(service.run("ws", "f")) == 1
+    args = worker_arguments(service, "ws")
+    if "Node.js v20." in service.log():
+        assert "--experimental-permission" in args, args
+    else:
+        assert "--permission" in args or "--experimental-permission" in args, args

@@ -493,17 +493,3 @@ def test_short_calls_never_lower_their_worker(make_service):
     for _ in range(50):
         assert service.run("busy", "busy", {"ms": 5}).status_code == 200
     assert set(thread_nices(worker).values()) == {0}
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="spares start lowered only when their priority can be raised back")
-def test_spare_workers_wait_at_low_priority_and_serve_at_normal_priority(make_service):
-    service = make_service(env={"FUNCTIONS_SPARE_WORKERS": "1"})
-    spares = wait_for(lambda: [p for p in service.worker_pids() if "--spare" in open(f"/proc/{p}/cmdline").read()
-                               and p not in service._spare_owners()], timeout=10)
-    assert spares
-    assert wait_for(lambda: set(thread_nices(spares[0]).values()) == {19}, timeout=5), thread_nices(spares[0])
-    assert service.save("taken", HELLO).status_code == 200
-    assert service.run("taken", "hello", {"name": "x"}).status_code == 200
-    worker = the_worker(service, "taken")
-    assert worker == spares[0]  # the spare took the workspace over
-    assert set(thread_nices(worker).values()) == {0}, thread_nices(worker)
