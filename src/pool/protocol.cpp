@@ -1,5 +1,9 @@
 #include "pool/protocol.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
+
+#include <charconv>
+
 namespace customcode::pool {
 
 bool LineSplitter::feed(std::string_view bytes) {
@@ -38,6 +42,73 @@ std::string requestFrame(std::string_view type, std::uint64_t id, std::string_vi
     frame += members;
   }
   frame += "}\n";
+  return frame;
+}
+
+namespace {
+
+// Accepts any JSON and keeps nothing: validation without building a value.
+struct IgnoreAll {
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  using ec = boost::system::error_code;
+  bool on_document_begin(ec&) { return true; }
+  bool on_document_end(ec&) { return true; }
+  bool on_array_begin(ec&) { return true; }
+  bool on_array_end(std::size_t, ec&) { return true; }
+  bool on_object_begin(ec&) { return true; }
+  bool on_object_end(std::size_t, ec&) { return true; }
+  bool on_string_part(boost::json::string_view, std::size_t, ec&) { return true; }
+  bool on_string(boost::json::string_view, std::size_t, ec&) { return true; }
+  bool on_key_part(boost::json::string_view, std::size_t, ec&) { return true; }
+  bool on_key(boost::json::string_view, std::size_t, ec&) { return true; }
+  bool on_number_part(boost::json::string_view, ec&) { return true; }
+  bool on_int64(std::int64_t, boost::json::string_view, ec&) { return true; }
+  bool on_uint64(std::uint64_t, boost::json::string_view, ec&) { return true; }
+  bool on_double(double, boost::json::string_view, ec&) { return true; }
+  bool on_bool(bool, ec&) { return true; }
+  bool on_null(ec&) { return true; }
+  bool on_comment_part(boost::json::string_view, ec&) { return true; }
+  bool on_comment(boost::json::string_view, ec&) { return true; }
+};
+
+bool isOneJsonValue(std::string_view text) {
+  boost::json::parse_options options;
+  options.max_depth = kMaxResultDepth;
+  boost::json::basic_parser<IgnoreAll> parser(options);
+  boost::system::error_code ec;
+  auto used = parser.write_some(false, text.data(), text.size(), ec);
+  return !ec && used == text.size() && parser.done();
+}
+
+// Reads the decimal digits at `at` (with a leading '-' when `negative` is allowed).
+template <class Int>
+bool readInteger(std::string_view line, std::size_t& at, Int& out) {
+  auto [end, error] = std::from_chars(line.data() + at, line.data() + line.size(), out);
+  if (error != std::errc{}) return false;
+  at = static_cast<std::size_t>(end - line.data());
+  return true;
+}
+
+bool readLiteral(std::string_view line, std::size_t& at, std::string_view literal) {
+  if (line.substr(at, literal.size()) != literal) return false;
+  at += literal.size();
+  return true;
+}
+
+}  // namespace
+
+std::optional<ResultFrame> readResultFrame(std::string_view line) {
+  ResultFrame frame;
+  std::size_t at = 0;
+  if (!readLiteral(line, at, R"({"type":"result","id":)") || !readInteger(line, at, frame.id) ||
+      !readLiteral(line, at, R"(,"ok":true,"duration":)") || !readInteger(line, at, frame.duration) ||
+      !readLiteral(line, at, R"(,"result":)") || line.size() < at + 2 || line.back() != '}')
+    return std::nullopt;
+  frame.result = line.substr(at, line.size() - at - 1);
+  if (!isOneJsonValue(frame.result)) return std::nullopt;
   return frame;
 }
 

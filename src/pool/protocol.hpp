@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,24 @@ class LineSplitter {
   std::size_t lineStart_ = 0;  // start of the line feed() has not seen the end of
   std::size_t maxLine_;
 };
+
+// A successful result frame in the exact layout the bootstraps write,
+//   {"type":"result","id":7,"ok":true,"duration":3,"result":<JSON>}
+// read without building the result: the service splices its text into the response as it is.
+struct ResultFrame {
+  std::uint64_t id = 0;
+  std::int64_t duration = 0;
+  std::string_view result;  // one complete JSON value, validated
+};
+
+// The frame read as above, or nullopt when it has another layout or the result is not one valid
+// JSON value (the caller then parses the frame the general way). Nesting is limited only by
+// kMaxResultDepth, far beyond what a JSON.stringify or json.dumps of a result reaches.
+inline constexpr std::size_t kMaxResultDepth = 100'000;
+std::optional<ResultFrame> readResultFrame(std::string_view line);
+
+// Nesting allowed when a frame is parsed into a value (logs, errors, other frames).
+inline constexpr std::size_t kMaxFrameDepth = 1'000;
 
 // Builds a request frame: {"type":TYPE,"id":ID,<members>}\n, where `members` is either empty or
 // JSON object members ("fn":"x","parameters":{...}) already serialised.

@@ -240,8 +240,23 @@ asio::awaitable<void> Worker::readFrames() {
 }
 
 void Worker::handleFrame(std::string_view line) {
+  // The common case first: a successful result, its text forwarded without a parse.
+  if (auto result = readResultFrame(line)) {
+    auto it = pending_.find(result->id);
+    if (it == pending_.end()) return;  // a late answer to a call that timed out
+    unansweredTimeout_ = false;
+    Pending& pending = *it->second;
+    pending.done = true;
+    pending.reply.status = ReplyStatus::Replied;
+    pending.reply.result.emplace(result->result);
+    pending.reply.duration = result->duration;
+    pending.timer.cancel();
+    return;
+  }
   boost::system::error_code ec;
-  auto value = json::parse(line, ec);
+  json::parse_options options;
+  options.max_depth = kMaxFrameDepth;
+  auto value = json::parse(line, ec, {}, options);
   if (ec || !value.is_object()) {
     log::pool()->warn("[ws:{}][pid {}] ignoring a malformed frame: {}", workspace(), pid(), log::truncateForLog(line, 200));
     return;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -38,7 +39,11 @@ enum class ReplyStatus { Replied, TimedOut, Died };
 
 struct Reply {
   ReplyStatus status = ReplyStatus::Died;
-  boost::json::object frame;  // the answer, when Replied
+  boost::json::object frame;  // the answer, when Replied (empty when it came as `result` below)
+  // A successful result read without parsing it (pool/protocol.hpp, readResultFrame): its JSON
+  // text, spliced as it is into the response. Set with `duration`; `frame` is then empty.
+  std::optional<std::string> result;
+  std::int64_t duration = 0;
   boost::json::array logs;    // log frames received for this call, in order
   std::string failure;        // why the worker died, when Died
   bool outOfMemory = false;   // when Died: it ran out of memory

@@ -225,3 +225,26 @@ def test_duration_is_the_run_time_in_integer_milliseconds(service):
     body = run_ok(service, "d", "slow")
     assert isinstance(body["duration"], int)
     assert 180 <= body["duration"] < 5000
+
+
+@pytest.mark.parametrize("language", ["javascript", "python"])
+def test_deeply_nested_results_come_back_whole(service, language):
+    code = ("let o = 'core'; for (let i = 0; i < depth; i++) o = { next: [o] }; return o;" if language == "javascript"
+            else "o = 'core'\nfor _ in range(depth):\n    o = {'next': [o]}\nreturn o")
+    assert service.save("deep", {"nest": {"code": code, "language": language,
+                                          "parameters": {"depth": {"type": "number"}}}}).status_code == 200
+    r = service.run("deep", "nest", {"depth": 400})
+    assert r.status_code == 200, r.text
+    value, depth = r.json()["result"], 0  # 800 levels: each step is an object and an array
+    while isinstance(value, dict):
+        value, depth = value["next"][0], depth + 1
+    assert (value, depth) == ("core", 400)
+
+
+def test_results_with_logs_keep_both(service):
+    code = "console.log('one'); console.warn('two'); return { ok: [1, 2.5, null, 'x'] };"
+    assert service.save("logged", {"f": {"code": code}}).status_code == 200
+    body = service.run("logged", "f").json()
+    assert body["result"] == {"ok": [1, 2.5, None, "x"]}
+    assert [(log["level"], log["message"]) for log in body["logs"]] == [("log", "one"), ("warn", "two")]
+    assert isinstance(body["duration"], int)

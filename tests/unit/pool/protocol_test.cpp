@@ -110,5 +110,52 @@ TEST(RequestFrame, BuildsAFrameWithoutMembers) {
   EXPECT_EQ(requestFrame("ping", 18446744073709551615ull, ""), "{\"type\":\"ping\",\"id\":18446744073709551615}\n");
 }
 
+// ---- readResultFrame ----
+
+TEST(ResultFrame, ReadsTheIdDurationAndResultTextOfTheBootstrapsLayout) {
+  auto frame = readResultFrame(R"({"type":"result","id":42,"ok":true,"duration":7,"result":{"a":[1,"x}"]}})");
+
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->id, 42u);
+  EXPECT_EQ(frame->duration, 7);
+  EXPECT_EQ(frame->result, R"({"a":[1,"x}"]})");
+}
+
+TEST(ResultFrame, ReadsScalarResults) {
+  for (std::string_view value : {"null", "\"Hello world\"", "-1.5e3", "true", "[]"}) {
+    auto line = std::string(R"({"type":"result","id":1,"ok":true,"duration":0,"result":)") + std::string(value) + "}";
+    auto frame = readResultFrame(line);
+    ASSERT_TRUE(frame) << value;
+    EXPECT_EQ(frame->result, value);
+  }
+}
+
+TEST(ResultFrame, ReadsAResultNestedFarBeyondTheFrameDepth) {
+  std::string nested = std::string(5000, '[') + "1" + std::string(5000, ']');
+  auto frame = readResultFrame(R"({"type":"result","id":1,"ok":true,"duration":0,"result":)" + nested + "}");
+
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->result.size(), nested.size());
+}
+
+TEST(ResultFrame, LeavesEveryOtherFrameToTheGeneralParse) {
+  for (std::string_view line : {
+           R"({"type":"result","id":1,"ok":false,"duration":0,"error":{"name":"Error","message":"x"}})",
+           R"({"type":"result","ok":true,"id":1,"duration":0,"result":1})",  // another order
+           R"({"type":"log","id":1,"level":"log","message":"m","timestamp":"t"})",
+           R"({"type":"pong","id":3})",
+           R"({"type":"result","id":-1,"ok":true,"duration":0,"result":1})",
+           R"({"type":"result","id":1,"ok":true,"duration":0,"result":})",
+       })
+    EXPECT_FALSE(readResultFrame(line)) << line;
+}
+
+TEST(ResultFrame, RefusesAResultThatIsNotExactlyOneJsonValue) {
+  for (std::string_view result : {"{\"a\":", "1,\"b\":2", "NaN", "[1]]", "\"open", "1 2", "{\"a\":1}} "}) {
+    auto line = std::string(R"({"type":"result","id":1,"ok":true,"duration":0,"result":)") + std::string(result) + "}";
+    EXPECT_FALSE(readResultFrame(line)) << result;
+  }
+}
+
 }  // namespace
 }  // namespace customcode::pool
