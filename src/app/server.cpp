@@ -75,7 +75,7 @@ std::vector<std::string> Server::prepare() {
     problems.push_back(port.error().message);
     return problems;
   }
-  log::app()->info("customcode listening on {}:{} (storage {})", config_.http.host, *port, store_.root().string());
+  port_ = *port;
   return problems;
 }
 
@@ -138,7 +138,7 @@ pool::WorkerOptions Server::workerOptions(std::string workspace, std::string run
 void Server::run() {
   pool_.start();
   spares_.start();
-  listener_.start();
+  spawnLogged(ioc_.get_executor(), startServing(), "start of service");
   signals_.async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
     log::app()->info("received signal {}, shutting down", signal);
@@ -146,6 +146,16 @@ void Server::run() {
   });
   ioc_.run();
   log::app()->info("customcode stopped");
+}
+
+// Accepting starts once the first spare worker is up (or could not start, or a bound passed): a
+// run that arrives sooner would start a worker of its own, about 90 ms, beside the spares'
+// starts. The port is bound already, so early connections wait in the backlog, and the
+// "listening" line (what scripts and probes wait for) comes now.
+asio::awaitable<void> Server::startServing() {
+  co_await spares_.waitUntilOneIsReady(kFirstSpareWait);
+  listener_.start();
+  log::app()->info("customcode listening on {}:{} (storage {})", config_.http.host, port_, store_.root().string());
 }
 
 asio::awaitable<void> Server::shutdown() {

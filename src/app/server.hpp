@@ -40,6 +40,9 @@ class Server {
   void run();
 
  private:
+  static constexpr std::chrono::milliseconds kFirstSpareWait{2000};
+
+  asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
   asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
   // Hands `workspace` to a spare Node worker; nullptr when there is none or it refused.
@@ -48,6 +51,7 @@ class Server {
   pool::WorkerOptions workerOptions(std::string workspace, std::string runtime) const;
 
   config::Config config_;
+  std::uint16_t port_ = 0;  // bound in prepare()
   boost::asio::io_context ioc_{1};
   boost::asio::thread_pool fsPool_{2};
   Metrics metrics_;

@@ -67,6 +67,15 @@ asio::awaitable<void> SparePool::fill() {
   }
 }
 
+asio::awaitable<void> SparePool::waitUntilOneIsReady(std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  asio::steady_timer pause(executor_);
+  while (ready_.empty() && target_ > 0 && !failing_ && !stopped_ && std::chrono::steady_clock::now() < until) {
+    pause.expires_after(std::chrono::milliseconds(5));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 void SparePool::shutdown() {
   stopped_ = true;
   for (auto& spare : ready_) spare->kill("the service is shutting down");

@@ -28,6 +28,10 @@ class SparePool {
   // A ready spare, or nullptr when none is ready; starts a replacement either way.
   std::shared_ptr<Worker> take();
 
+  // Returns once a spare is ready, none can come (no target, a start failed, shut down), or
+  // `limit` has passed.
+  asio::awaitable<void> waitUntilOneIsReady(std::chrono::milliseconds limit);
+
   // Kills the spares and stops refilling.
   void shutdown();
 
