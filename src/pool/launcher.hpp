@@ -4,8 +4,8 @@
 
 #include <sys/types.h>
 
-#include <filesystem>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>

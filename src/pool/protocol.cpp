@@ -83,7 +83,7 @@ bool isOneJsonValue(std::string_view text) {
   return !ec && used == text.size() && parser.done();
 }
 
-// Reads the decimal digits at `at` (with a leading '-' when `negative` is allowed).
+// Reads the decimal number at `at` into `out` (a '-' only where Int is signed) and moves past it.
 template <class Int>
 bool readInteger(std::string_view line, std::size_t& at, Int& out) {
   auto [end, error] = std::from_chars(line.data() + at, line.data() + line.size(), out);

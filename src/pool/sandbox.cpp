@@ -2,7 +2,6 @@
 
 #include "common/log.hpp"
 
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

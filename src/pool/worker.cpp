@@ -244,13 +244,10 @@ void Worker::handleFrame(std::string_view line) {
   if (auto result = readResultFrame(line)) {
     auto it = pending_.find(result->id);
     if (it == pending_.end()) return;  // a late answer to a call that timed out
-    unansweredTimeout_ = false;
     Pending& pending = *it->second;
-    pending.done = true;
-    pending.reply.status = ReplyStatus::Replied;
     pending.reply.result.emplace(result->result);
     pending.reply.duration = result->duration;
-    pending.timer.cancel();
+    answer(pending);
     return;
   }
   boost::system::error_code ec;
@@ -306,10 +303,14 @@ void Worker::handleFrame(std::string_view line) {
     pending.reply.logs.push_back(std::move(frame));
     return;
   }
+  pending.reply.frame = std::move(frame);
+  answer(pending);
+}
+
+void Worker::answer(Pending& pending) {
   unansweredTimeout_ = false;
   pending.done = true;
   pending.reply.status = ReplyStatus::Replied;
-  pending.reply.frame = std::move(frame);
   pending.timer.cancel();
 }
 

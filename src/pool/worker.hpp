@@ -88,10 +88,11 @@ class Worker : public std::enable_shared_from_this<Worker> {
     options_.runtime = std::move(runtime);
   }
 
-  // Lowers the worker's CPU priority (a high nice value, pool/priority.hpp) while it has a call in flight for longer than longRunAfter
-  // (or one timed out and it has answered nothing since), and raises it back when it has none: short runs of every workspace
-  // keep their latency beside a long computation or a busy loop. Called periodically by the pool
-  // and when a call ends. Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
+  // Lowers the worker's CPU priority (a high nice value, pool/priority.hpp) while it has a call in
+  // flight for longer than longRunAfter (or one timed out and it has answered nothing since), and
+  // raises it back when it has none: the short runs of every workspace keep their latency beside
+  // a long computation or a busy loop. Called periodically by the pool and when a call ends.
+  // Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
   void adjustPriority();
   bool lowered() const { return lowered_; }
 
@@ -117,6 +118,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   asio::awaitable<void> readFrames();
   asio::awaitable<void> readOutput();
   void handleFrame(std::string_view line);
+  void answer(Pending& pending);  // the call has its answer: wake its caller
   asio::awaitable<void> finish();
   void closeRequests();
   void finishRetiringIfIdle();

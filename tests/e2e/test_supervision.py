@@ -38,9 +38,8 @@ SPIN = {"spin": {"code": "console.log('spinning now');\nwhile (true) {}"},
 
 def thread_nices(root):
     """The nice value of every thread of `root` and of its descendants, from /proc."""
-    nices, pending = {}, [root]
-    while pending:
-        pid = pending.pop()
+    nices = {}
+    for pid in process_tree(root):
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
@@ -49,8 +48,6 @@ def thread_nices(root):
             try:
                 with open(f"/proc/{pid}/task/{tid}/stat") as f:
                     nices[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    pending.extend(int(child) for child in f.read().split())
             except (OSError, ValueError, IndexError):
                 continue
     return nices
