@@ -267,22 +267,42 @@ ENV = {
 }
 
 
-def network_service(binary, outside, data_base, name, **env):
-    """A service in a private mount namespace whose /etc/resolv.conf names the outside's resolver."""
-    wrapper = data_base / f"{name}-{os.getpid()}.sh"
-    wrapper.write_text("#!/bin/sh\nexec /usr/bin/unshare --mount --propagation private /bin/sh -c "
-                       f"'mount --bind {outside.resolv} /etc/resolv.conf && exec {binary}'\n")
-    wrapper.chmod(0o755)
+UNPRIVILEGED_UID = 4242  # any uid without privileges; it needs no passwd entry
+
+
+def network_service(binary, outside, data_base, name, unprivileged=False, tun_mode=0o666, **env):
+    """A service in a private mount namespace whose /etc/resolv.conf names the outside's resolver.
+    `unprivileged`: run it as UNPRIVILEGED_UID, with a /dev/net/tun of `tun_mode` (some hosts,
+    this one included, have a 0600 one that only root may open)."""
     data = data_base / f"network-{name}"
     shutil.rmtree(data, ignore_errors=True)
+    data.mkdir()
+    command = f"mount --bind {outside.resolv} /etc/resolv.conf"
+    if unprivileged:
+        tun = data_base / f"network-{name}.tun"
+        if tun.exists():
+            tun.unlink()
+        os.mknod(tun, 0o020000 | tun_mode, os.makedev(10, 200))
+        os.chmod(tun, tun_mode)
+        os.chown(data, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+        command += (f" && mount --bind {tun} /dev/net/tun && exec /usr/bin/setpriv --reuid {UNPRIVILEGED_UID} "
+                    f"--regid {UNPRIVILEGED_UID} --clear-groups {binary}")
+    else:
+        command += f" && exec {binary}"
+    wrapper = data_base / f"network-{name}.sh"
+    wrapper.write_text(f"#!/bin/sh\nexec /usr/bin/unshare --mount --propagation private /bin/sh -c '{command}'\n")
+    wrapper.chmod(0o755)
     service = Service(str(wrapper), data, {**ENV, **env})
     service.start()
     return service
 
 
-@pytest.fixture(scope="module")
-def isolated(binary, outside, data_base):
-    service = network_service(binary, outside, data_base, "isolated", WORKER_NETWORK="isolated")
+@pytest.fixture(scope="module", params=["root", "unprivileged"])
+def isolated(request, binary, outside, data_base):
+    """The service as root (workers as uid 65534) and as an unprivileged user (workers join the
+    holder's user namespace first)."""
+    service = network_service(binary, outside, data_base, f"isolated-{request.param}",
+                              unprivileged=request.param == "unprivileged", WORKER_NETWORK="isolated")
     assert service.save("victim", VICTIM).status_code == 200
     assert service.save("probe", {**CLIENTS, **RESOLVERS}).status_code == 200
     yield service
@@ -511,6 +531,17 @@ def test_explicit_isolated_refuses_to_start_without_it(make_service):
         service.start()
     assert service.proc.wait(10) != 0
     assert "WORKER_NETWORK=isolated: cannot be had here" in service.log(), service.log()
+
+
+def test_default_falls_back_loudly_where_pasta_cannot_open_the_tun_device(binary, outside, data_base):
+    service = network_service(binary, outside, data_base, "tun-0600", unprivileged=True, tun_mode=0o600)
+    try:
+        assert_mode(service, "host")
+        health = service.get("/sys/healthcheck").json()
+        assert any("cannot isolate the workers' network" in w and "pasta" in w
+                   for w in health["details"]["warnings"]), health
+    finally:
+        service.stop()
 
 
 def test_default_falls_back_loudly(make_service):
