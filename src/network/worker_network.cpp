@@ -322,8 +322,7 @@ std::string WorkerNetwork::startPasta(const fs::path& runtimeDir) {
   ::close(child->requests);
   ::close(child->frames);
   pasta_ = child->pid;
-  // pasta writes to stdout only before it opens its log file; the pipe stays open (a closed one
-  // would kill it with SIGPIPE) and is closed with it.
+  // pasta prints its configuration to stdout, then logs to its file.
   const auto deadline = std::chrono::steady_clock::now() + kPastaStartTimeout;
   std::string failure;
   std::string output;
@@ -341,8 +340,21 @@ std::string WorkerNetwork::startPasta(const fs::path& runtimeDir) {
     }
     std::this_thread::sleep_for(1ms);
   }
-  if (failure.empty()) pastaOutput_ = child->output;
-  else ::close(child->output);
+  if (!failure.empty()) {
+    ::close(child->output);
+    return failure;
+  }
+  // Drained until pasta ends, so that it never blocks on a full pipe.
+  pastaOutput_ = std::thread([fd = child->output] {
+    char buffer[4096];
+    for (;;) {
+      auto n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      log::app()->warn("pasta: {}", shortened(std::string(buffer, static_cast<std::size_t>(n))));
+    }
+    ::close(fd);
+  });
   return failure;
 }
 
@@ -401,7 +413,8 @@ void WorkerNetwork::stop() {
     }
     *pid = -1;
   }
-  for (int* fd : {&pastaOutput_, &userNs_, &netNs_}) {
+  if (pastaOutput_.joinable()) pastaOutput_.join();
+  for (int* fd : {&userNs_, &netNs_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 // The network every worker lives in (docs/security.md, "Network").
@@ -77,7 +78,7 @@ class WorkerNetwork {
   std::vector<Cidr> denied_;
   pid_t holder_ = -1;
   pid_t pasta_ = -1;
-  int pastaOutput_ = -1;
+  std::thread pastaOutput_;  // logs what pasta writes to stdout/stderr after start-up
   int userNs_ = -1;
   int netNs_ = -1;
   std::vector<std::string> warnings_;
