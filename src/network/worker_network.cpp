@@ -9,7 +9,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +121,21 @@ std::string setDefinition(const char* name, bool ipv6, const std::vector<Cidr>& 
   }
   if (!elements.empty()) out += "    elements = { " + elements + " }\n";
   return out + "  }\n";
+}
+
+// Starts a helper that lives as long as the service (parent-death signal); only its output pipe
+// is kept.
+Result<pool::ChildProcess> startHelper(std::vector<std::string> argv) {
+  pool::LaunchSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.cwd = "/";
+  auto child = pool::spawnProcess(spec);
+  if (child) {
+    ::close(child->requests);
+    ::close(child->frames);
+  }
+  return child;
 }
 
 }  // namespace
@@ -264,14 +278,8 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<pool::LaunchSpec> 
 std::string WorkerNetwork::startHolder() {
   if (::access(config_.unsharePath.c_str(), X_OK) != 0)
     return config_.unsharePath.string() + " is not an executable (install util-linux)";
-  pool::LaunchSpec spec;
-  spec.argv = {config_.unsharePath.string(), "--user", "--map-root-user", "--net", "--", kSleep, "infinity"};
-  spec.env = {"PATH=/usr/bin:/bin"};
-  spec.cwd = "/";
-  auto child = pool::spawnProcess(spec);
+  auto child = startHelper({config_.unsharePath.string(), "--user", "--map-root-user", "--net", "--", kSleep, "infinity"});
   if (!child) return child.error().message;
-  ::close(child->requests);
-  ::close(child->frames);
   holder_ = child->pid;
   const auto comm = fs::path("/proc") / std::to_string(holder_) / "comm";
   const auto deadline = std::chrono::steady_clock::now() + kHolderStartTimeout;
@@ -305,22 +313,17 @@ std::string WorkerNetwork::startPasta(const fs::path& runtimeDir) {
   const auto logFile = runtimeDir / kPastaLog;
   std::error_code ec;
   fs::remove(logFile, ec);
-  pool::LaunchSpec spec;
   // No port forwarded from the host into the namespace (-t, -u) nor from the namespace's loopback
   // to the host's (-T, -U); the gateway address is not mapped to the host's loopback.
-  spec.argv = {config_.pastaPath.string(), "--foreground", "--config-net", "-t", "none", "-u", "none", "-T", "none",
-               "-U", "none", "--no-map-gw", "--log-file", logFile.string()};
+  std::vector<std::string> argv{config_.pastaPath.string(), "--foreground", "--config-net", "-t", "none", "-u", "none",
+                                "-T", "none", "-U", "none", "--no-map-gw", "--log-file", logFile.string()};
   // As root, pasta would switch to nobody, who may neither join a namespace root made nor open
   // /dev/net/tun where it is 0600. It still confines itself (own namespaces, no capabilities,
   // seccomp) once set up.
-  if (::geteuid() == 0) spec.argv.insert(spec.argv.end(), {"--runas", "0"});
-  spec.argv.push_back(std::to_string(holder_));
-  spec.env = {"PATH=/usr/bin:/bin"};
-  spec.cwd = "/";
-  auto child = pool::spawnProcess(spec);
+  if (::geteuid() == 0) argv.insert(argv.end(), {"--runas", "0"});
+  argv.push_back(std::to_string(holder_));
+  auto child = startHelper(std::move(argv));
   if (!child) return child.error().message;
-  ::close(child->requests);
-  ::close(child->frames);
   pasta_ = child->pid;
   // pasta prints its configuration to stdout, then logs to its file.
   const auto deadline = std::chrono::steady_clock::now() + kPastaStartTimeout;
