@@ -223,7 +223,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   };
   if (auto why = workspace::workspaceNameProblem(name); !why.empty())
     co_return fail(workspace::invalidRequest("workspace", why));
-  if (auto why = workspace::identifierProblem(function); !why.empty())
+  if (!workspace::couldBeFunctionName(function))
     co_return fail(Error{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""});
   auto body = parseJsonBody(request.body(), true);
   if (!body) co_return fail(body.error());
