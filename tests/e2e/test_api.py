@@ -5,6 +5,7 @@ import os
 import pytest
 
 from conftest import HELLO, stored_entries, wait_for
+from openapi_check import check_response
 
 ECHO = {"echo": {"code": "return {s, n, i, b, o, a};", "parameters": {
     "s": {"type": "string"}, "n": {"type": "number"}, "i": {"type": "integer"},
@@ -123,7 +124,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(service):
         for method, path, body in requests_:
             conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
-            response.read()
+            check_response(method, path, response.status, dict(response.getheaders()), response.read())
             statuses.append(response.status)
             assert not response.will_close, path
             assert conn.sock is sock and sock.getsockname() == local, "the connection was reopened"
