@@ -44,7 +44,8 @@ Server::Server(config::Config config)
                                    .runtimes = runtimes_,
                                    .metrics = metrics_},
            config_),
-      listener_(ioc_.get_executor(), config_.http, api_),
+      listener_(ioc_.get_executor(), config_.http, api_, metrics_),
+      subreaper_(ioc_.get_executor()),
       signals_(ioc_, SIGTERM, SIGINT) {}
 
 Server::~Server() { fsPool_.join(); }
@@ -136,6 +137,7 @@ pool::WorkerOptions Server::workerOptions(std::string workspace, std::string run
 }
 
 void Server::run() {
+  subreaper_.start();
   pool_.start();
   spares_.start();
   spawnLogged(ioc_.get_executor(), startServing(), "start of service");
@@ -145,6 +147,8 @@ void Server::run() {
     spawnLogged(ioc_.get_executor(), shutdown(), "shutdown");
   });
   ioc_.run();
+  // The workers are gone; what they started and left behind (SANDBOX=none) goes with the service.
+  Subreaper::killAllChildren();
   log::app()->info("customcode stopped");
 }
 
@@ -171,6 +175,7 @@ asio::awaitable<void> Server::shutdown() {
   spares_.shutdown();
   co_await checker_.shutdown();
   co_await pool_.shutdown(config_.pool.killGrace);
+  subreaper_.stop();
   ioc_.stop();
 }
 

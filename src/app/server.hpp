@@ -1,5 +1,6 @@
 #pragma once
 
+#include "app/process_setup.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "deps/npm_installer.hpp"
@@ -64,6 +65,7 @@ class Server {
   runtimes::SyntaxChecker checker_;
   http::Api api_;
   http::Listener listener_;
+  Subreaper subreaper_;
   boost::asio::signal_set signals_;
 };
 

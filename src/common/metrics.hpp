@@ -31,6 +31,9 @@ struct Metrics {
   std::uint64_t npmInstalls = 0;         // npm runs started at save time
   std::uint64_t npmInstallFailures = 0;  // of which failed or timed out
   std::uint64_t httpRequests = 0;
+  std::uint64_t httpConnectionsOpen = 0;
+  std::uint64_t httpConnectionsRefusedLimit = 0;        // closed at once: HTTP_MAX_CONNECTIONS reached
+  std::uint64_t httpConnectionsRefusedDescriptors = 0;  // accept() failed: no descriptor left
 
   void recordRun(const std::string& outcome, double seconds) {
     ++runsByOutcome[outcome];

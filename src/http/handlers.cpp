@@ -198,7 +198,10 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
 // A member coroutine, not a lambda: GCC 12 corrupts the frames of lambda coroutines.
 asio::awaitable<void> Api::warm(std::string name, std::string runtime, std::uint64_t version) {
   auto warmed = co_await deps_.pool.acquire(name, runtime, version);
-  if (!warmed) log::pool()->warn("[ws:{}] warming the {} worker failed: {}", name, runtime, warmed.error().message);
+  static log::RateLimit failureLog;
+  if (!warmed)
+    if (auto note = failureLog.admit())
+      log::pool()->warn("[ws:{}] warming the {} worker failed: {}{}", name, runtime, warmed.error().message, *note);
 }
 
 asio::awaitable<Response> Api::remove(const Request& request, std::string name) {
@@ -271,7 +274,10 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
     case pool::ReplyStatus::TimedOut: {
       deps_.metrics.recordRun("timeout", seconds);
       deps_.pool.checkResponsive(*worker);
-      log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms", name, (*worker)->pid(), function, timeout.count());
+      static log::RateLimit timeoutLog;
+      if (auto note = timeoutLog.admit())
+        log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms{}", name, (*worker)->pid(), function,
+                          timeout.count(), *note);
       co_return withTiming(fail(
           Error{Errc::RunTimedOut, "Function \"" + function + "\" timed out after " + std::to_string(timeout.count()) + " ms"},
           {{"logs", std::move(reply.logs)}, {"duration", elapsedMs}}));

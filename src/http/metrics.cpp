@@ -1,5 +1,7 @@
 #include "http/metrics.hpp"
 
+#include "common/log.hpp"
+
 #include <fmt/format.h>
 
 namespace customcode::http {
@@ -40,6 +42,15 @@ std::string renderMetrics(const Metrics& m) {
           m.npmInstalls);
   counter("customcode_npm_install_failures_total", "npm installs that failed or timed out.", m.npmInstallFailures);
   counter("customcode_http_requests_total", "HTTP requests handled.", m.httpRequests);
+  gauge("customcode_http_connections_open", "HTTP connections open.", m.httpConnectionsOpen);
+  out += "# HELP customcode_http_connections_refused_total Connections closed unserved: at HTTP_MAX_CONNECTIONS "
+         "(limit) or when accept() found no descriptor left (descriptors).\n"
+         "# TYPE customcode_http_connections_refused_total counter\n";
+  out += fmt::format("customcode_http_connections_refused_total{{reason=\"limit\"}} {}\n", m.httpConnectionsRefusedLimit);
+  out += fmt::format("customcode_http_connections_refused_total{{reason=\"descriptors\"}} {}\n",
+                     m.httpConnectionsRefusedDescriptors);
+  counter("customcode_log_lines_left_out_total", "Log lines left out by rate limits (a message repeating under load).",
+          log::linesLeftOut());
   return out;
 }
 

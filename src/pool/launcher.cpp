@@ -44,7 +44,12 @@ void closeFd(int& fd) {
 
 void setLimit(int resource, const std::optional<std::uint64_t>& value, int status, int step) {
   if (!value) return;
-  struct rlimit limit {static_cast<rlim_t>(*value), static_cast<rlim_t>(*value)};
+  // A cap: where the service's own hard limit is lower already (e.g. RLIMIT_NOFILE 256), the child
+  // keeps that one; raising it would need CAP_SYS_RESOURCE and would loosen the limit.
+  struct rlimit current {};
+  rlim_t wanted = static_cast<rlim_t>(*value);
+  if (::getrlimit(resource, &current) == 0 && current.rlim_max < wanted) wanted = current.rlim_max;
+  struct rlimit limit {wanted, wanted};
   if (::setrlimit(resource, &limit) != 0) childFail(status, step);
 }
 
