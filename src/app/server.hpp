@@ -45,7 +45,8 @@ class Server {
 
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
-  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
+  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime,
+                                                                      std::uint64_t version);
   // Hands `workspace` to a spare Node worker; nullptr when there is none or it refused.
   asio::awaitable<std::shared_ptr<pool::Worker>> takeOverSpare(std::string workspace, std::string script,
                                                                std::filesystem::path scriptPath);

@@ -34,10 +34,6 @@ Result<json::value> parseJsonBody(std::string_view body, bool allowEmpty) {
   return value;
 }
 
-std::uint64_t versionOf(const workspace::FileIdentity& identity) {
-  return text::fingerprint(std::string_view(reinterpret_cast<const char*>(&identity), sizeof identity));
-}
-
 double millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // Appends milliseconds with three decimals, from whole microseconds: on the hot path of every run,
@@ -189,7 +185,7 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
   for (auto language : {workspace::Language::Node, workspace::Language::Python}) {
     std::string runtime(workspace::languageName(language));
     if (!stored->workspace.uses(language) || !deps_.runtimes.available(runtime)) continue;
-    spawnLogged(deps_.loop, warm(name, runtime, versionOf(stored->identity)), "worker warm-up");
+    spawnLogged(deps_.loop, warm(name, runtime, stored->script(language)), "worker warm-up");
   }
   // The body is echoed as sent.
   co_return jsonResponse(bhttp::status::ok, request.body(), request.version(), request.keep_alive());
@@ -241,7 +237,9 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   if (!deps_.runtimes.available(runtime))
     co_return fail(Error{Errc::LanguageUnavailable, "Functions in " + runtime + " cannot run on this server yet"});
 
-  auto worker = co_await deps_.pool.acquire(name, runtime, versionOf((*stored)->identity));
+  // Bound to the version resolved above (its script's fingerprint): a save from now on does not
+  // change which code this run gets (workspace/workspace_store.hpp).
+  auto worker = co_await deps_.pool.acquire(name, runtime, (*stored)->script(fn->language));
   if (!worker) {
     deps_.metrics.recordRun("spawn_failed", 0);
     co_return fail(worker.error());

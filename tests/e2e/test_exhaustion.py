@@ -205,9 +205,13 @@ def test_running_out_of_descriptors_backs_off_without_spinning_and_recovers(make
         cpu_before = cpu_seconds(pid)
         time.sleep(2)
         assert cpu_seconds(pid) - cpu_before < 0.5
-        # Open connections are served.
+        # Open connections are served; a run that needs a new worker fails clearly.
         status, body = existing.run("ws", "hello", {"name": "during"})
         assert status == 200 and body["result"] == "Hello during", body
+        status, body = existing.run("py", "hello", {"name": "during"})
+        assert status == 500, body
+        assert body["error"] == "WorkerStartError", body
+        assert "Too many open files" in body["message"], body
     finally:
         for s in socks:
             s.close()
