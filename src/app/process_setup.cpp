@@ -1,6 +1,7 @@
 #include "app/process_setup.hpp"
 
 #include "common/log.hpp"
+#include "pool/launcher.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,9 +24,9 @@ constexpr auto kReapPeriod = 1s;
 
 std::string limitText(rlim_t value) { return value == RLIM_INFINITY ? "unlimited" : std::to_string(value); }
 
-// Fields 3 (state), 4 (ppid) and 5 (pgrp) of /proc/PID/stat; the name before them may hold
-// spaces and parentheses, so parse after its last ')'.
-bool readStat(const char* pid, char& state, pid_t& ppid, pid_t& pgrp) {
+// Fields 3 (state) and 4 (ppid) of /proc/PID/stat; the name before them may hold spaces and
+// parentheses, so parse after its last ')'.
+bool readStat(const char* pid, char& state, pid_t& ppid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%s/stat", pid);
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -37,10 +38,9 @@ bool readStat(const char* pid, char& state, pid_t& ppid, pid_t& pgrp) {
   buffer[n] = '\0';
   const char* end = std::strrchr(buffer, ')');
   if (!end) return false;
-  int parent = 0, group = 0;
-  if (std::sscanf(end + 1, " %c %d %d", &state, &parent, &group) != 3) return false;
+  int parent = 0;
+  if (std::sscanf(end + 1, " %c %d", &state, &parent) != 2) return false;
   ppid = parent;
-  pgrp = group;
   return true;
 }
 
@@ -108,24 +108,22 @@ std::vector<Subreaper::Child> Subreaper::children() {
   while (auto* entry = ::readdir(proc)) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     char state = 0;
-    pid_t ppid = 0, pgrp = 0;
-    if (!readStat(entry->d_name, state, ppid, pgrp) || ppid != self) continue;
+    pid_t ppid = 0;
+    if (!readStat(entry->d_name, state, ppid) || ppid != self) continue;
     pid_t pid = static_cast<pid_t>(std::stol(entry->d_name));
-    out.push_back(Child{.pid = pid, .zombie = state == 'Z', .groupLeader = pgrp == pid});
+    out.push_back(Child{.pid = pid, .zombie = state == 'Z'});
   }
   ::closedir(proc);
   return out;
 }
 
 std::size_t Subreaper::reapOrphans() {
-  // Every process the service starts itself leads its own process group (launcher.cpp) and is
-  // reaped by its owner, which a waitpid here must not pre-empt. A process started by a worker
-  // either stays in the worker's group or made a group or session of its own, usually from a
-  // parent that then exited (a daemon's double fork): those do not lead their group. One that
-  // does and outlives its worker is reaped when the service stops.
+  // The service's own children (spawnProcess) are reaped by their owners, which a waitpid here
+  // must not pre-empt; any other child is an orphan adopted as subreaper.
+  pool::forgetReapedSpawns();
   std::size_t reaped = 0;
   for (const auto& child : children()) {
-    if (!child.zombie || child.groupLeader) continue;
+    if (!child.zombie || pool::spawnedHere(child.pid)) continue;
     int status = 0;
     if (::waitpid(child.pid, &status, WNOHANG) == child.pid) ++reaped;
   }

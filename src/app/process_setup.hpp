@@ -22,10 +22,10 @@ DescriptorLimit raiseDescriptorLimit();
 
 // The service as a child subreaper (PR_SET_CHILD_SUBREAPER): a process a worker started that
 // outlives its worker (a daemon, a child in a new session) becomes the service's child rather
-// than init's. Such orphans that exit are reaped periodically, and every one still running is
-// killed when the service stops, whatever the sandbox mode. The service's own children (workers,
-// npm, checkers) each lead their own process group and are reaped by their owners; an orphan is a
-// child that does not lead its process group (see reapOrphans).
+// than init's (with bubblewrap, the sandbox's own processes when a worker's bwrap dies). Such
+// orphans that exit are reaped periodically, and every one still running is killed when the
+// service stops, whatever the sandbox mode. The service's own children (workers, npm, checkers)
+// are reaped by their owners: the orphans are the children pool::spawnProcess did not start.
 class Subreaper {
  public:
   explicit Subreaper(boost::asio::any_io_executor executor);
@@ -39,15 +39,13 @@ class Subreaper {
   // is gone (they are children too), as the service exits.
   static std::size_t killAllChildren();
 
-  // Reaps the children that have exited and do not lead their process group. Returns how many.
+  // Reaps the orphans that have exited. Returns how many.
   static std::size_t reapOrphans();
 
-  // The pids of the service's children (from /proc), with whether each has exited (a zombie) and
-  // whether it leads its process group.
+  // The pids of the service's children (from /proc), with whether each has exited (a zombie).
   struct Child {
     pid_t pid = 0;
     bool zombie = false;
-    bool groupLeader = false;
   };
   static std::vector<Child> children();
 

@@ -13,9 +13,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 namespace customcode::pool {
 namespace {
+
+std::mutex gSpawnedMutex;
+std::unordered_set<pid_t> gSpawned;  // see spawnedHere()
 
 struct Pipe {
   int read = -1;
@@ -87,6 +92,8 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
   int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const pid_t parent = ::getpid();
 
+  // Registered under the lock it was forked under, so the subreaper never sees it unregistered.
+  std::unique_lock spawnedLock(gSpawnedMutex);
   pid_t pid = ::fork();
   if (pid == 0) {
     // Move every fd we keep above 10 first, so the dup2s below cannot clobber one another.
@@ -125,6 +132,8 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     childFail(st, 8);
   }
   int forkErr = errno;
+  if (pid > 0) gSpawned.insert(pid);
+  spawnedLock.unlock();
   closeFd(requests.read);
   closeFd(frames.write);
   closeFd(output.write);
@@ -148,6 +157,23 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
                                         stepName(payload[0]) + " failed: " + std::strerror(payload[1])};
   }
   return ChildProcess{.pid = pid, .requests = requests.write, .frames = frames.read, .output = output.read};
+}
+
+bool spawnedHere(pid_t pid) {
+  std::lock_guard lock(gSpawnedMutex);
+  return gSpawned.contains(pid);
+}
+
+void forgetReapedSpawns() {
+  std::lock_guard lock(gSpawnedMutex);
+  // waitid without reaping: ECHILD when the pid is no child of ours any more.
+  for (auto it = gSpawned.begin(); it != gSpawned.end();) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(*it), &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD)
+      it = gSpawned.erase(it);
+    else
+      ++it;
+  }
 }
 
 Result<Finished> runToEnd(const LaunchSpec& spec, std::chrono::milliseconds timeout) {

@@ -53,8 +53,11 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
         // Another run is starting this version: its worker is ours too.
         auto start = entry.start;
         if (!start->result) co_await start->done.async_wait(as_tuple(use_awaitable));
-        if (start->result) co_return *start->result;
-        continue;  // cancelled by the shutdown
+        if (start->result && !*start->result) co_return start->result->error();
+        // Taken unless a save retired it between the end of the start and now (it may have closed
+        // its input already): then look again, which starts a worker of our own at the latest.
+        if (start->result && (**start->result)->accepting()) co_return *start->result;
+        continue;  // or cancelled by the shutdown
       }
       if (entry.worker && entry.worker->accepting() && entry.version == version) {
         touch(entry);
