@@ -22,6 +22,15 @@ def limited_binary(tmp_path, binary, soft, hard):
     return str(wrapper)
 
 
+def limited_service(make_service, binary, tmp_path, soft, hard, env=None):
+    """A service in the bubblewrap sandbox (asserted) started with RLIMIT_NOFILE soft:hard."""
+    service = make_service(start=False, env={"SANDBOX": "bwrap", **(env or {})})
+    service.binary = limited_binary(tmp_path, binary, soft, hard)
+    service.start()
+    assert "sandbox: bubblewrap" in service.log()
+    return service
+
+
 def nofile_limits(pid):
     with open(f"/proc/{pid}/limits") as f:
         for line in f:
@@ -98,10 +107,7 @@ def log_lines(service):
 # ---- descriptor limits ----
 
 def test_soft_limit_is_raised_to_the_hard_one_and_idle_connections_past_it_do_not_hurt(make_service, binary, tmp_path):
-    service = make_service(start=False, env={"SANDBOX": "bwrap"})
-    service.binary = limited_binary(tmp_path, binary, 256, 4096)
-    service.start()
-    assert "sandbox: bubblewrap" in service.log()
+    service = limited_service(make_service, binary, tmp_path, 256, 4096)
     assert nofile_limits(service.proc.pid) == (4096, 4096)
     assert "descriptor limit raised from 256 to 4096" in service.log()
     assert "at most 2048 HTTP connections" in service.log()
@@ -128,10 +134,7 @@ def test_soft_limit_is_raised_to_the_hard_one_and_idle_connections_past_it_do_no
 
 
 def test_connections_past_the_cap_are_closed_and_existing_ones_keep_working(make_service, binary, tmp_path):
-    service = make_service(start=False, env={"SANDBOX": "bwrap"})
-    service.binary = limited_binary(tmp_path, binary, 256, 256)
-    service.start()
-    assert "sandbox: bubblewrap" in service.log()
+    service = limited_service(make_service, binary, tmp_path, 256, 256)
     assert nofile_limits(service.proc.pid) == (256, 256)
     assert "descriptor limit: 256" in service.log()
     assert "at most 128 HTTP connections" in service.log()  # the default: half the limit
@@ -173,11 +176,8 @@ def test_connections_past_the_cap_are_closed_and_existing_ones_keep_working(make
 
 def test_running_out_of_descriptors_backs_off_without_spinning_and_recovers(make_service, binary, tmp_path):
     # No cap below the limit, no spare workers: accept() and worker starts hit EMFILE themselves.
-    service = make_service(start=False, env={"HTTP_MAX_CONNECTIONS": "100000", "FUNCTIONS_SPARE_WORKERS": "0",
-                                             "SANDBOX": "bwrap"})
-    service.binary = limited_binary(tmp_path, binary, 256, 256)
-    service.start()
-    assert "sandbox: bubblewrap" in service.log()
+    service = limited_service(make_service, binary, tmp_path, 256, 256,
+                              env={"HTTP_MAX_CONNECTIONS": "100000", "FUNCTIONS_SPARE_WORKERS": "0"})
     pid = service.proc.pid
     assert nofile_limits(pid) == (256, 256)
     assert service.save("ws", HELLO).status_code == 200
