@@ -1,6 +1,8 @@
+#include "app/process_setup.hpp"
 #include "app/server.hpp"
 #include "common/log.hpp"
 #include "config/config.hpp"
+#include "http/listener.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -26,6 +28,9 @@ int main(int, char** argv) {
     return 2;
   }
   customcode::log::setLevel(spdlog::level::from_str(loaded.config.log.level));
+  auto descriptors = customcode::app::raiseDescriptorLimit();
+  if (loaded.config.http.maxConnections == 0)
+    loaded.config.http.maxConnections = customcode::http::defaultMaxConnections(descriptors.soft);
 
   customcode::app::Server server(std::move(loaded.config));
   auto problems = server.prepare();

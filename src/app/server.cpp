@@ -27,7 +27,9 @@ Server::Server(config::Config config)
       sandbox_(config_.sandbox),
       runtimes_(config_.runtime),
       pool_(ioc_.get_executor(), config_.pool,
-            [this](std::string workspace, std::string runtime) { return spawnWorker(std::move(workspace), std::move(runtime)); },
+            [this](std::string workspace, std::string runtime, std::uint64_t version) {
+              return spawnWorker(std::move(workspace), std::move(runtime), version);
+            },
             metrics_),
       spares_(ioc_.get_executor(), config_.pool.spareWorkers,
               [this] {
@@ -45,7 +47,8 @@ Server::Server(config::Config config)
                                    .runtimes = runtimes_,
                                    .metrics = metrics_},
            config_),
-      listener_(ioc_.get_executor(), config_.http, api_),
+      listener_(ioc_.get_executor(), config_.http, api_, metrics_),
+      subreaper_(ioc_.get_executor()),
       signals_(ioc_, SIGTERM, SIGINT) {}
 
 Server::~Server() { fsPool_.join(); }
@@ -104,30 +107,31 @@ std::vector<std::string> Server::prepareNetwork() {
   return problems;
 }
 
-asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::string workspace, std::string runtime) {
-  // Bring the generated script in line with workspace.yaml first (a crash mid-save, an upgrade).
-  // A named lambda: GCC 12 corrupts a lambda temporary built inside a co_await expression.
+asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::string workspace, std::string runtime,
+                                                                           std::uint64_t version) {
+  // The script of the version the run is bound to (store_.scriptFor); a named lambda: GCC 12
+  // corrupts a lambda temporary built inside a co_await expression.
   auto language = workspace::parseLanguage(runtime);
   auto dir = store_.directory(workspace);
-  auto scriptPath = dir / std::string(workspace::scriptFileName(*language));
-  // The script's text comes back when a spare can take the workspace over: a Node workspace
-  // without npm packages (a spare's sandbox cannot see any workspace directory).
+  // A Node workspace without npm packages can be handed to a spare worker (a spare's sandbox
+  // cannot see any workspace directory).
   const bool spareCandidate = runtime == runtimes::kNode && config_.pool.spareWorkers > 0;
-  auto sync = [this, workspace, scriptPath, spareCandidate]() -> Result<std::string> {
-    auto stored = store_.load(workspace);
-    if (!stored) return stored.error();
-    if (auto synced = store_.syncScripts(*stored); !synced) return synced.error();
+  auto locate = [this, workspace, language = *language, version, dir, spareCandidate] {
     std::error_code ec;
-    if (!spareCandidate || std::filesystem::exists(scriptPath.parent_path() / "node_modules", ec)) return std::string();
-    return files::readFile(scriptPath).value_or(std::string());
+    bool toSpare = spareCandidate && !std::filesystem::exists(dir / "node_modules", ec);
+    return std::make_pair(store_.scriptFor(workspace, language, version), toSpare);
   };
-  auto synced = co_await onPool(fsPool_, ioc_.get_executor(), std::move(sync));
-  if (!synced) co_return synced.error();
-  if (!synced->empty()) {
-    auto spare = co_await takeOverSpare(workspace, std::move(*synced), scriptPath);
+  auto located = co_await onPool(fsPool_, ioc_.get_executor(), std::move(locate));
+  auto& script = located.first;
+  if (!script) {
+    if (script.error().code != Errc::StorageFailed) co_return script.error();
+    co_return Error{Errc::SpawnFailed, "The worker could not be started: " + script.error().message};
+  }
+  if (located.second) {
+    auto spare = co_await takeOverSpare(workspace, std::move(script->text), script->path);
     if (spare) co_return spare;
   }
-  auto spec = runtimes_.workerCommand(runtime, dir, scriptPath);
+  auto spec = runtimes_.workerCommand(runtime, dir, script->path);
   co_return pool::Worker::start(ioc_.get_executor(), spec, workerOptions(workspace, runtime));
 }
 
@@ -161,6 +165,7 @@ pool::WorkerOptions Server::workerOptions(std::string workspace, std::string run
 }
 
 void Server::run() {
+  subreaper_.start();
   pool_.start();
   spares_.start();
   spawnLogged(ioc_.get_executor(), startServing(), "start of service");
@@ -170,6 +175,8 @@ void Server::run() {
     spawnLogged(ioc_.get_executor(), shutdown(), "shutdown");
   });
   ioc_.run();
+  // The workers are gone; what they started and left behind (SANDBOX=none) goes with the service.
+  Subreaper::killAllChildren();
   log::app()->info("customcode stopped");
 }
 
@@ -196,6 +203,7 @@ asio::awaitable<void> Server::shutdown() {
   spares_.shutdown();
   co_await checker_.shutdown();
   co_await pool_.shutdown(config_.pool.killGrace);
+  subreaper_.stop();
   ioc_.stop();
 }
 

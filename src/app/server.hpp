@@ -1,5 +1,6 @@
 #pragma once
 
+#include "app/process_setup.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "deps/npm_installer.hpp"
@@ -47,7 +48,8 @@ class Server {
   std::vector<std::string> prepareNetwork();
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
-  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
+  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime,
+                                                                      std::uint64_t version);
   // Hands `workspace` to a spare Node worker; nullptr when there is none or it refused.
   asio::awaitable<std::shared_ptr<pool::Worker>> takeOverSpare(std::string workspace, std::string script,
                                                                std::filesystem::path scriptPath);
@@ -68,6 +70,7 @@ class Server {
   runtimes::SyntaxChecker checker_;
   http::Api api_;
   http::Listener listener_;
+  Subreaper subreaper_;
   boost::asio::signal_set signals_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <atomic>
 #include <mutex>
 #include <utility>
 
@@ -9,6 +10,7 @@ namespace customcode::log {
 namespace {
 
 spdlog::level::level_enum gLevel = spdlog::level::info;
+std::atomic<std::uint64_t> gLinesLeftOut{0};
 
 std::shared_ptr<spdlog::logger> named(const char* name) {
   static std::mutex mutex;
@@ -78,5 +80,25 @@ std::string truncateForLog(std::string_view text, std::size_t max) {
   if (text.size() <= max) return std::string(text);
   return std::string(text.substr(0, max)) + "…[" + std::to_string(text.size() - max) + " more bytes]";
 }
+
+std::optional<std::string> RateLimit::admit(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (inWindow_ == 0 || now - windowStart_ >= window_) {
+    windowStart_ = now;
+    inWindow_ = 0;
+  }
+  if (inWindow_ >= burst_) {
+    ++leftOut_;
+    gLinesLeftOut.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  ++inWindow_;
+  if (leftOut_ == 0) return std::string();
+  auto note = " (" + std::to_string(leftOut_) + " similar message" + (leftOut_ == 1 ? "" : "s") + " left out)";
+  leftOut_ = 0;
+  return note;
+}
+
+std::uint64_t linesLeftOut() { return gLinesLeftOut.load(std::memory_order_relaxed); }
 
 }  // namespace customcode::log

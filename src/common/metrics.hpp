@@ -32,6 +32,9 @@ struct Metrics {
   std::uint64_t npmInstallFailures = 0;  // of which failed or timed out
   std::uint64_t httpRequests = 0;
   std::string workerNetwork = "host";  // WORKER_NETWORK in effect: isolated, host or none
+  std::uint64_t httpConnectionsOpen = 0;
+  std::uint64_t httpConnectionsRefusedLimit = 0;        // closed at once: HTTP_MAX_CONNECTIONS reached
+  std::uint64_t httpConnectionsRefusedDescriptors = 0;  // accept() failed: no descriptor left
 
   void recordRun(const std::string& outcome, double seconds) {
     ++runsByOutcome[outcome];

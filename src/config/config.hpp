@@ -21,7 +21,11 @@ struct HttpConfig {
   std::string host = "0.0.0.0";
   std::uint16_t port = 4000;                  // PORT; 0 picks a free port (logged at start-up)
   std::size_t requestMaxSize = 1024 * 1024;   // REQUEST_MAX_SIZE
-  seconds idleConnectionTimeout{75};
+  // HTTP_MAX_CONNECTIONS: connections open at once; a new one beyond it is closed at once. 0 (the
+  // default) means half the descriptor limit the service runs with (http/listener.hpp).
+  std::size_t maxConnections = 0;
+  milliseconds idleTimeout{75'000};    // HTTP_IDLE_TIMEOUT: a keep-alive connection waiting for a request
+  milliseconds headerTimeout{10'000};  // HTTP_HEADER_TIMEOUT: the whole request head, from its first byte
   milliseconds shutdownGrace{10'000};         // SHUTDOWN_TIMEOUT
 };
 

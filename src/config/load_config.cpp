@@ -90,6 +90,15 @@ const std::vector<Variable>& variables() {
        }},
       {"REQUEST_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.http.requestMaxSize; })},
       {"SHUTDOWN_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.shutdownGrace; })},
+      {"HTTP_MAX_CONNECTIONS",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = parseInteger(text);
+         if (!v || *v < 0) return "must be a number of connections (0: half the descriptor limit)";
+         c.http.maxConnections = static_cast<std::size_t>(*v);
+         return {};
+       }},
+      {"HTTP_IDLE_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.idleTimeout; })},
+      {"HTTP_HEADER_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.headerTimeout; })},
       {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH", path([](Config& c) -> std::filesystem::path& { return c.store.root; })},
       {"UPDATE_SCRIPTS_ON_STARTUP",
        [](std::string_view text, Config& c) -> std::string {

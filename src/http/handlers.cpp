@@ -35,10 +35,6 @@ Result<json::value> parseJsonBody(std::string_view body, bool allowEmpty) {
   return value;
 }
 
-std::uint64_t versionOf(const workspace::FileIdentity& identity) {
-  return text::fingerprint(std::string_view(reinterpret_cast<const char*>(&identity), sizeof identity));
-}
-
 double millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // Appends milliseconds with three decimals, from whole microseconds: on the hot path of every run,
@@ -193,7 +189,7 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
   for (auto language : {workspace::Language::Node, workspace::Language::Python}) {
     std::string runtime(workspace::languageName(language));
     if (!stored->workspace.uses(language) || !deps_.runtimes.available(runtime)) continue;
-    spawnLogged(deps_.loop, warm(name, runtime, versionOf(stored->identity)), "worker warm-up");
+    spawnLogged(deps_.loop, warm(name, runtime, stored->script(language)), "worker warm-up");
   }
   // The body is echoed as sent.
   co_return jsonResponse(bhttp::status::ok, request.body(), request.version(), request.keep_alive());
@@ -202,7 +198,10 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
 // A member coroutine, not a lambda: GCC 12 corrupts the frames of lambda coroutines.
 asio::awaitable<void> Api::warm(std::string name, std::string runtime, std::uint64_t version) {
   auto warmed = co_await deps_.pool.acquire(name, runtime, version);
-  if (!warmed) log::pool()->warn("[ws:{}] warming the {} worker failed: {}", name, runtime, warmed.error().message);
+  static log::RateLimit failureLog;
+  if (!warmed)
+    if (auto note = failureLog.admit())
+      log::pool()->warn("[ws:{}] warming the {} worker failed: {}{}", name, runtime, warmed.error().message, *note);
 }
 
 asio::awaitable<Response> Api::remove(const Request& request, std::string name) {
@@ -242,7 +241,9 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   if (!deps_.runtimes.available(runtime))
     co_return fail(Error{Errc::LanguageUnavailable, "Functions in " + runtime + " cannot run on this server yet"});
 
-  auto worker = co_await deps_.pool.acquire(name, runtime, versionOf((*stored)->identity));
+  // Bound to the version resolved above (its script's fingerprint): a save from now on does not
+  // change which code this run gets (workspace/workspace_store.hpp).
+  auto worker = co_await deps_.pool.acquire(name, runtime, (*stored)->script(fn->language));
   if (!worker) {
     deps_.metrics.recordRun("spawn_failed", 0);
     co_return fail(worker.error());
@@ -275,7 +276,10 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
     case pool::ReplyStatus::TimedOut: {
       deps_.metrics.recordRun("timeout", seconds);
       deps_.pool.checkResponsive(*worker);
-      log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms", name, (*worker)->pid(), function, timeout.count());
+      static log::RateLimit timeoutLog;
+      if (auto note = timeoutLog.admit())
+        log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms{}", name, (*worker)->pid(), function,
+                          timeout.count(), *note);
       co_return withTiming(fail(
           Error{Errc::RunTimedOut, "Function \"" + function + "\" timed out after " + std::to_string(timeout.count()) + " ms"},
           {{"logs", std::move(reply.logs)}, {"duration", elapsedMs}}));

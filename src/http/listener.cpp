@@ -17,6 +17,13 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
 namespace customcode::http {
 namespace beast = boost::beast;
 using asio::as_tuple;
@@ -55,10 +62,32 @@ std::string flatten(Response& response) {
   return wire;
 }
 
+constexpr auto kBackoffMin = std::chrono::milliseconds(10);
+constexpr auto kBackoffMax = std::chrono::milliseconds(1000);
+
+bool outOfDescriptors(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
 }  // namespace
 
-Listener::Listener(asio::any_io_executor executor, config::HttpConfig config, Api& api)
-    : executor_(executor), config_(std::move(config)), api_(api), acceptor_(executor) {}
+std::size_t defaultMaxConnections(std::uint64_t descriptorLimit) {
+  return static_cast<std::size_t>(std::clamp<std::uint64_t>(descriptorLimit / 2, 1, std::uint64_t{1} << 20));
+}
+
+Listener::Listener(asio::any_io_executor executor, config::HttpConfig config, Api& api, Metrics& metrics)
+    : executor_(executor),
+      config_(std::move(config)),
+      api_(api),
+      metrics_(metrics),
+      acceptor_(executor),
+      backoff_(executor) {
+  if (config_.maxConnections == 0) config_.maxConnections = defaultMaxConnections(1024);
+}
+
+Listener::~Listener() {
+  if (reserveFd_ >= 0) ::close(reserveFd_);
+}
 
 Result<std::uint16_t> Listener::open() {
   boost::system::error_code ec;
@@ -69,7 +98,11 @@ Result<std::uint16_t> Listener::open() {
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  // Non-blocking, so that shedding a connection (shedOneConnection) never waits in accept().
+  if (!ec) acceptor_.native_non_blocking(true, ec);
   if (ec) return Error{Errc::InvalidRequest, "PORT: cannot listen on " + config_.host + ":" + std::to_string(config_.port) + ": " + ec.message()};
+  reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  log::http()->info("at most {} HTTP connections at once (HTTP_MAX_CONNECTIONS)", config_.maxConnections);
   return acceptor_.local_endpoint().port();
 }
 
@@ -79,14 +112,52 @@ void Listener::stopAccepting() {
   draining_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  backoff_.cancel();
+}
+
+void Listener::shedOneConnection() {
+  if (reserveFd_ >= 0) {
+    ::close(reserveFd_);
+    reserveFd_ = -1;
+  }
+  int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0) ::close(fd);
+  reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 asio::awaitable<void> Listener::acceptLoop() {
+  static log::RateLimit failureLog;
+  static log::RateLimit limitLog;
+  auto backoff = kBackoffMin;
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(as_tuple(use_awaitable));
     if (ec) {
       if (!acceptor_.is_open()) break;
-      log::http()->warn("accept failed: {}", ec.message());
+      // Never retry at once: an error that repeats (no descriptors, no memory) would spin.
+      if (outOfDescriptors(ec)) {
+        ++metrics_.httpConnectionsRefusedDescriptors;
+        shedOneConnection();
+      }
+      if (auto note = failureLog.admit())
+        log::http()->warn("accept failed: {}; {} connection(s) open, {} refused for want of descriptors since "
+                          "start-up; retrying in {} ms{}",
+                          ec.message(), connections_, metrics_.httpConnectionsRefusedDescriptors, backoff.count(),
+                          *note);
+      backoff_.expires_after(backoff);
+      co_await backoff_.async_wait(as_tuple(use_awaitable));
+      backoff = std::min(backoff * 2, kBackoffMax);
+      continue;
+    }
+    backoff = kBackoffMin;
+    if (connections_ >= config_.maxConnections) {
+      ++metrics_.httpConnectionsRefusedLimit;
+      if (auto note = limitLog.admit())
+        log::http()->warn("{} connections open (HTTP_MAX_CONNECTIONS): closing a new one; {} refused since "
+                          "start-up{}",
+                          connections_, metrics_.httpConnectionsRefusedLimit, *note);
+      boost::system::error_code ignored;
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -95,6 +166,12 @@ asio::awaitable<void> Listener::acceptLoop() {
 }
 
 asio::awaitable<void> Listener::session(tcp::socket socket) {
+  ++connections_;
+  metrics_.httpConnectionsOpen = connections_;
+  struct Closed {
+    Listener& self;
+    ~Closed() { self.metrics_.httpConnectionsOpen = --self.connections_; }
+  } closed{*this};
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   bool refusedBody = false;
@@ -102,7 +179,15 @@ asio::awaitable<void> Listener::session(tcp::socket socket) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(config_.requestMaxSize);
     parser.header_limit(64 * 1024);
-    stream.expires_after(config_.idleConnectionTimeout);
+    if (buffer.size() == 0) {
+      // Idle: waiting for the first byte of the next request.
+      stream.expires_after(config_.idleTimeout);
+      auto [idleError, n] = co_await stream.async_read_some(buffer.prepare(4096), as_tuple(use_awaitable));
+      if (idleError) break;
+      buffer.commit(n);
+    }
+    // The whole head from now on: one deadline, which the reads below do not move.
+    stream.expires_after(config_.headerTimeout);
     auto [headerError, headerBytes] = co_await bhttp::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
     if (headerError == bhttp::error::body_limit) {
       // Beast refuses a Content-Length over the limit as soon as the header is parsed.

@@ -1,5 +1,7 @@
 #include "http/metrics.hpp"
 
+#include "common/log.hpp"
+
 #include <fmt/format.h>
 
 namespace customcode::http {
@@ -44,6 +46,15 @@ std::string renderMetrics(const Metrics& m) {
          "# TYPE customcode_worker_network gauge\n";
   for (const auto* mode : {"isolated", "host", "none"})
     out += fmt::format("customcode_worker_network{{mode=\"{}\"}} {}\n", mode, m.workerNetwork == mode ? 1 : 0);
+  gauge("customcode_http_connections_open", "HTTP connections open.", m.httpConnectionsOpen);
+  out += "# HELP customcode_http_connections_refused_total Connections closed unserved: at HTTP_MAX_CONNECTIONS "
+         "(limit) or when accept() found no descriptor left (descriptors).\n"
+         "# TYPE customcode_http_connections_refused_total counter\n";
+  out += fmt::format("customcode_http_connections_refused_total{{reason=\"limit\"}} {}\n", m.httpConnectionsRefusedLimit);
+  out += fmt::format("customcode_http_connections_refused_total{{reason=\"descriptors\"}} {}\n",
+                     m.httpConnectionsRefusedDescriptors);
+  counter("customcode_log_lines_left_out_total", "Log lines left out by rate limits (a message repeating under load).",
+          log::linesLeftOut());
   return out;
 }
 

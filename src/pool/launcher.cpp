@@ -14,9 +14,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 namespace customcode::pool {
 namespace {
+
+std::mutex gSpawnedMutex;
+std::unordered_set<pid_t> gSpawned;  // see spawnedHere()
 
 struct Pipe {
   int read = -1;
@@ -45,7 +50,12 @@ void closeFd(int& fd) {
 
 void setLimit(int resource, const std::optional<std::uint64_t>& value, int status, int step) {
   if (!value) return;
-  struct rlimit limit {static_cast<rlim_t>(*value), static_cast<rlim_t>(*value)};
+  // A cap: where the service's own hard limit is lower already (e.g. RLIMIT_NOFILE 256), the child
+  // keeps that one; raising it would need CAP_SYS_RESOURCE and would loosen the limit.
+  struct rlimit current {};
+  rlim_t wanted = static_cast<rlim_t>(*value);
+  if (::getrlimit(resource, &current) == 0 && current.rlim_max < wanted) wanted = current.rlim_max;
+  struct rlimit limit {wanted, wanted};
   if (::setrlimit(resource, &limit) != 0) childFail(status, step);
 }
 
@@ -84,6 +94,8 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
   int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const pid_t parent = ::getpid();
 
+  // Registered under the lock it was forked under, so the subreaper never sees it unregistered.
+  std::unique_lock spawnedLock(gSpawnedMutex);
   pid_t pid = ::fork();
   if (pid == 0) {
     for (int ns : spec.joinNamespaces)
@@ -124,6 +136,8 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     childFail(st, 8);
   }
   int forkErr = errno;
+  if (pid > 0) gSpawned.insert(pid);
+  spawnedLock.unlock();
   closeFd(requests.read);
   closeFd(frames.write);
   closeFd(output.write);
@@ -147,6 +161,23 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
                                         stepName(payload[0]) + " failed: " + std::strerror(payload[1])};
   }
   return ChildProcess{.pid = pid, .requests = requests.write, .frames = frames.read, .output = output.read};
+}
+
+bool spawnedHere(pid_t pid) {
+  std::lock_guard lock(gSpawnedMutex);
+  return gSpawned.contains(pid);
+}
+
+void forgetReapedSpawns() {
+  std::lock_guard lock(gSpawnedMutex);
+  // waitid without reaping: ECHILD when the pid is no child of ours any more.
+  for (auto it = gSpawned.begin(); it != gSpawned.end();) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(*it), &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD)
+      it = gSpawned.erase(it);
+    else
+      ++it;
+  }
 }
 
 Result<Finished> runToEnd(const LaunchSpec& spec, std::chrono::milliseconds timeout) {

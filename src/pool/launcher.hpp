@@ -47,6 +47,13 @@ struct ChildProcess {
 // Forks and execs. Fails with SpawnFailed, saying why exec failed (e.g. a missing interpreter).
 Result<ChildProcess> spawnProcess(const LaunchSpec& spec);
 
+// Whether `pid` is a child spawnProcess started and its owner has not reaped yet: the subreaper
+// (app/process_setup.hpp) tells the service's own children from the orphans it adopted, whose
+// exit nobody else waits for. Thread-safe.
+bool spawnedHere(pid_t pid);
+// Forgets the pids spawnProcess started that are no child of ours any more (reaped by their owner).
+void forgetReapedSpawns();
+
 // What a short command printed (stdout and stderr, first 64 KiB) and how it ended.
 struct Finished {
   std::string output;

@@ -46,8 +46,9 @@ asio::awaitable<void> SparePool::refillSoon() {
 asio::awaitable<void> SparePool::fill() {
   while (!stopped_ && !failing_ && ready_.size() + starting_ < target_) {
     auto worker = factory_();
+    static log::RateLimit failureLog;  // retried at each take: a burst of cold starts repeats it
     if (!worker) {
-      log::pool()->warn("cannot start a spare worker: {}", worker.error().message);
+      if (auto note = failureLog.admit()) log::pool()->warn("cannot start a spare worker: {}{}", worker.error().message, *note);
       failing_ = true;
       co_return;
     }
@@ -55,7 +56,8 @@ asio::awaitable<void> SparePool::fill() {
     auto ready = co_await (*worker)->waitReady(startupTimeout_);
     --starting_;
     if (!ready) {
-      log::pool()->warn("a spare worker failed to start: {}", ready.error().message);
+      if (auto note = failureLog.admit())
+        log::pool()->warn("a spare worker failed to start: {}{}", ready.error().message, *note);
       failing_ = true;
       co_return;
     }

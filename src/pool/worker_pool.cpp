@@ -4,6 +4,7 @@
 #include "common/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -33,7 +34,8 @@ void WorkerPool::start() {
 asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string workspace, std::string runtime,
                                                                       std::uint64_t version) {
   const std::string key = workspace + '\n' + runtime;
-  for (int attempt = 0; attempt < 5; ++attempt) {
+  // Each turn either returns or waits for something that ended (a spawn, a ping, an exit).
+  for (;;) {
     if (stopping_) co_return Error{Errc::ShuttingDown, "The service is shutting down"};
     if (auto it = entries_.find(key); it != entries_.end() && it->second.worker && it->second.worker->suspect()) {
       // A run on this worker just timed out and a ping asks whether it is stuck: wait for the
@@ -47,16 +49,22 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
     }
     if (auto it = entries_.find(key); it != entries_.end()) {
       Entry& entry = it->second;
-      if (!entry.worker) {
-        // Another run is starting this worker: wait for it, then look again.
-        auto started = entry.started;
-        co_await started->async_wait(as_tuple(use_awaitable));
-        continue;
+      if (!entry.worker && entry.version == version) {
+        // Another run is starting this version: its worker is ours too.
+        auto start = entry.start;
+        if (!start->result) co_await start->done.async_wait(as_tuple(use_awaitable));
+        if (start->result && !*start->result) co_return start->result->error();
+        // Taken unless a save retired it between the end of the start and now (it may have closed
+        // its input already): then look again, which starts a worker of our own at the latest.
+        if (start->result && (**start->result)->accepting()) co_return *start->result;
+        continue;  // or cancelled by the shutdown
       }
-      if (entry.worker->accepting() && entry.version == version) {
+      if (entry.worker && entry.worker->accepting() && entry.version == version) {
         touch(entry);
         co_return entry.worker;
       }
+      // Gone, or another version (a newer one, or an older one a run is still bound to): a
+      // starting entry is only dropped here; its spawner keeps its worker for its own runs.
       removeEntry(key, entry.version == version ? "worker gone" : "new version");
     }
 
@@ -71,8 +79,8 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
       if (entries_.size() >= config_.maxWorkers) {
         auto starting = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return !e.second.worker; });
         if (starting == entries_.end()) break;
-        auto startedTimer = starting->second.started;
-        co_await startedTimer->async_wait(as_tuple(use_awaitable));
+        auto start = starting->second.start;
+        co_await start->done.async_wait(as_tuple(use_awaitable));
         continue;
       }
       if (entries_.size() + exiting_ < config_.maxWorkers || std::chrono::steady_clock::now() >= exitBound) break;
@@ -80,17 +88,17 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
       co_await pause.async_wait(as_tuple(use_awaitable));
     }
     if (stopping_ || entries_.contains(key)) continue;  // changed while we waited: look again
-    auto started = std::make_shared<asio::steady_timer>(executor_, std::chrono::steady_clock::time_point::max());
+    auto start = std::make_shared<Start>(executor_);
     lru_.push_back(key);
     entries_.emplace(key, Entry{.key = key,
                                 .workspace = workspace,
                                 .runtime = runtime,
                                 .version = version,
                                 .worker = nullptr,
-                                .started = started,
+                                .start = start,
                                 .lru = std::prev(lru_.end())});
     ++metrics_.spawns;
-    auto spawned = co_await spawn_(workspace, runtime);
+    auto spawned = co_await spawn_(workspace, runtime, version);
     // No co_await inside ?: here: GCC 12 destroys such a temporary twice (use-after-free).
     Result<void> ready = spawned ? Result<void>() : Result<void>(spawned.error());
     if (spawned) {
@@ -99,41 +107,53 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
     }
 
     auto it = entries_.find(key);
-    bool stillOurs = it != entries_.end() && it->second.started == started;
+    bool stillOurs = it != entries_.end() && it->second.start == start;
     if (!ready) {
       ++metrics_.spawnFailures;
+      static log::RateLimit failureLog;
+      if (auto note = failureLog.admit())
+        log::pool()->warn("[ws:{}] cannot start a {} worker: {}{}", workspace, runtime, ready.error().message, *note);
       if (stillOurs) {
         lru_.erase(it->second.lru);
         entries_.erase(it);
       }
-      started->cancel();
       metrics_.workersAlive = entries_.size();
+      start->result = ready.error();
+      start->done.cancel();
       co_return ready.error();
     }
     auto worker = *spawned;
+    start->result = worker;
+    start->done.cancel();
     if (!stillOurs) {
-      // Retired while starting (a save or a delete): this worker has stale code.
-      worker->retire();
-      started->cancel();
-      continue;
+      // Superseded while it started (a save, a delete, another version): it still has the code
+      // the runs waiting for it are bound to. They resume before the posted retire() runs, and
+      // each has its call in flight by then (nothing suspends between acquire and call), so
+      // the worker answers them and then exits.
+      retiring_.push_back(worker);
+      forgetWhenGone(key, worker);
+      asio::post(executor_, [worker] { worker->retire(); });
+      co_return worker;
     }
     it->second.worker = worker;
-    worker->onExit([this, alive = std::weak_ptr<bool>(alive_), key, raw = worker.get()] {
-      if (alive.expired()) return;
-      ++metrics_.workerExits;
-      auto found = entries_.find(key);
-      if (found != entries_.end() && found->second.worker.get() == raw) {
-        lru_.erase(found->second.lru);
-        entries_.erase(found);
-      }
-      std::erase_if(retiring_, [raw](const auto& w) { return w.get() == raw; });
-      metrics_.workersAlive = entries_.size();
-    });
+    forgetWhenGone(key, worker);
     metrics_.workersAlive = entries_.size();
-    started->cancel();
     co_return worker;
   }
-  co_return Error{Errc::SpawnFailed, "The worker could not be started: the workspace keeps changing"};
+}
+
+void WorkerPool::forgetWhenGone(const std::string& key, const std::shared_ptr<Worker>& worker) {
+  worker->onExit([this, alive = std::weak_ptr<bool>(alive_), key, raw = worker.get()] {
+    if (alive.expired()) return;
+    ++metrics_.workerExits;
+    auto found = entries_.find(key);
+    if (found != entries_.end() && found->second.worker.get() == raw) {
+      lru_.erase(found->second.lru);
+      entries_.erase(found);
+    }
+    std::erase_if(retiring_, [raw](const auto& w) { return w.get() == raw; });
+    metrics_.workersAlive = entries_.size();
+  });
 }
 
 void WorkerPool::touch(Entry& entry) { lru_.splice(lru_.end(), lru_, entry.lru); }
@@ -234,7 +254,7 @@ asio::awaitable<void> WorkerPool::shutdown(std::chrono::milliseconds grace) {
   std::vector<std::shared_ptr<Worker>> all = retiring_;
   for (auto& [key, entry] : entries_)
     if (entry.worker) all.push_back(entry.worker);
-  for (auto& [key, entry] : entries_) entry.started->cancel();
+  for (auto& [key, entry] : entries_) entry.start->done.cancel();
   for (auto& worker : all) worker->retire();
   entries_.clear();
   lru_.clear();

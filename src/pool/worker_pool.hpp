@@ -13,16 +13,17 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace customcode::pool {
 
-// Starts a worker for (workspace, runtime), e.g. after bringing its generated script up to date.
-// The pool waits for its ready frame.
-using SpawnFunction = std::function<asio::awaitable<Result<std::shared_ptr<Worker>>>(std::string workspace,
-                                                                                    std::string runtime)>;
+// Starts a worker for (workspace, runtime) that loads `version` of its code (the script the run
+// was bound to). The pool waits for its ready frame.
+using SpawnFunction = std::function<asio::awaitable<Result<std::shared_ptr<Worker>>>(
+    std::string workspace, std::string runtime, std::uint64_t version)>;
 
 // The supervised workers: at most one live worker per (workspace, runtime), at most maxWorkers in
 // all (the least recently used is retired first), idle ones retired after idleTimeout. Runs on one
@@ -33,8 +34,11 @@ class WorkerPool {
   ~WorkerPool();
 
   // Returns a ready worker for (workspace, runtime) whose code is `version`: the live one if its
-  // version matches, otherwise a new one (the old one retires gracefully). Concurrent callers
-  // share one spawn. Fails with SpawnFailed (or what `spawn` returned) or ShuttingDown.
+  // version matches, otherwise a new one (the old one retires gracefully). Concurrent callers of
+  // one version share one spawn, and get its worker even when a save or a newer version
+  // superseded it while it started (it then retires once their calls are answered): the outcome
+  // does not depend on how saves and runs interleave, and there is no retry to run out of.
+  // Fails with SpawnFailed (or what `spawn` returned) or ShuttingDown.
   asio::awaitable<Result<std::shared_ptr<Worker>>> acquire(std::string workspace, std::string runtime,
                                                            std::uint64_t version);
 
@@ -56,17 +60,25 @@ class WorkerPool {
   void sweepIdleForTest() { sweepIdle(); }
 
  private:
+  // One spawn, shared by the acquires of its version that arrive while it runs.
+  struct Start {
+    explicit Start(asio::any_io_executor executor) : done(executor, std::chrono::steady_clock::time_point::max()) {}
+    asio::steady_timer done;  // cancelled when the spawn ends
+    std::optional<Result<std::shared_ptr<Worker>>> result;
+  };
+
   struct Entry {
     std::string key;
     std::string workspace;
     std::string runtime;
     std::uint64_t version = 0;
     std::shared_ptr<Worker> worker;  // null while starting
-    std::shared_ptr<asio::steady_timer> started;  // cancelled when the spawn ends
+    std::shared_ptr<Start> start;
     std::list<std::string>::iterator lru;
   };
 
   void touch(Entry& entry);
+  void forgetWhenGone(const std::string& key, const std::shared_ptr<Worker>& worker);
   void evictIfFull();
   void removeEntry(const std::string& key, const char* why);
   void sweepIdle();

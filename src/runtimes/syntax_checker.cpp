@@ -22,7 +22,9 @@ SyntaxChecker::SyntaxChecker(boost::asio::any_io_executor executor, const Runtim
                              .pingTimeout = poolConfig.pingTimeout,
                              .startupTimeout = poolConfig.startupTimeout,
                              .killGrace = poolConfig.killGrace},
-          [this, executor](std::string, std::string runtime) { return spawnChecker(executor, std::move(runtime)); },
+          [this, executor](std::string, std::string runtime, std::uint64_t) {
+            return spawnChecker(executor, std::move(runtime));
+          },
           metrics_) {}
 
 boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> SyntaxChecker::spawnChecker(

@@ -25,6 +25,26 @@ std::string_view scriptFileName(Language language) {
   return language == Language::Python ? "functions.py" : "functions.js";
 }
 
+std::string scriptFileName(Language language, std::uint64_t version) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(version));
+  return std::string("functions-") + hex + (language == Language::Python ? ".py" : ".js");
+}
+
+std::optional<std::uint64_t> scriptVersion(std::string_view fileName, Language language) {
+  constexpr std::string_view prefix = "functions-";
+  const std::string_view suffix = language == Language::Python ? ".py" : ".js";
+  if (fileName.size() != prefix.size() + 16 + suffix.size() || !fileName.starts_with(prefix) ||
+      !fileName.ends_with(suffix))
+    return std::nullopt;
+  auto hex = fileName.substr(prefix.size(), 16);
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), value, 16);
+  if (ec != std::errc{} || ptr != hex.data() + hex.size()) return std::nullopt;
+  if (scriptFileName(language, value) != fileName) return std::nullopt;  // e.g. upper-case digits
+  return value;
+}
+
 std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceFingerprint) {
   std::string out = header("//", sourceFingerprint);
   out += "module.exports = function (cache, require, console) {\n";

@@ -11,8 +11,15 @@
 // that carries the fingerprint of the workspace.yaml it came from, so a stale script is detected.
 namespace customcode::workspace {
 
-// The file name of the generated script of `language` inside the workspace directory.
+// The file name generated scripts had before they were content-addressed (removed when found).
 std::string_view scriptFileName(Language language);
+
+// The file name of the generated script of `language` whose text has fingerprint `version`:
+// functions-<16 hex digits>.js or .py. A name always holds the same text (workspace_store.hpp).
+std::string scriptFileName(Language language, std::uint64_t version);
+
+// The version in a content-addressed script file name, if it is one.
+std::optional<std::uint64_t> scriptVersion(std::string_view fileName, Language language);
 
 // The CommonJS module of every nodejs function of `workspace`: it exports a factory
 // `(cache, require, console) => ({NAME: async function NAME({p1, p2} = {}) {...}, ...})`.

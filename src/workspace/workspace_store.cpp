@@ -36,7 +36,8 @@ std::string uniqueSuffix() {
 }
 
 Error storageError(const std::string& what, const fs::path& path, int err) {
-  log::store()->error("{} {}: {}", what, path.string(), std::strerror(err));
+  static log::RateLimit limit;  // a full disk or no descriptors fail every request alike
+  if (auto note = limit.admit()) log::store()->error("{} {}: {}{}", what, path.string(), std::strerror(err), *note);
   return Error{Errc::StorageFailed, "Storage failed: " + what + " (" + std::strerror(err) + ")"};
 }
 
@@ -63,6 +64,45 @@ std::optional<FileIdentity> statIdentity(const char* path) {
   struct stat st {};
   if (::stat(path, &st) != 0) return std::nullopt;
   return identityOf(st);
+}
+
+// The whole file into `out`; 0, or the errno of the failure.
+int readWhole(const fs::path& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  out.clear();
+  char buffer[64 * 1024];
+  for (;;) {
+    auto n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return 0;
+}
+
+// The generated script of `language`, or nullopt when this build has no generator for it.
+std::optional<std::string> generated(Language language, const StoredWorkspace& stored) {
+  try {
+    return generateScript(language, stored.workspace, stored.fingerprint);
+  } catch (const std::logic_error&) {
+    return std::nullopt;  // Its runs fail at run time.
+  }
+}
+
+void setScriptVersions(StoredWorkspace& stored) {
+  for (auto language : {Language::Node, Language::Python}) {
+    std::uint64_t version = 0;
+    if (stored.workspace.uses(language))
+      if (auto text = generated(language, stored)) version = text::fingerprint(*text);
+    (language == Language::Python ? stored.pythonScript : stored.nodeScript) = version;
+  }
 }
 
 }  // namespace
@@ -136,11 +176,13 @@ Result<StoredWorkspace> WorkspaceStore::save(const Workspace& workspace) {
   stored.workspace = workspace;
   auto yaml = jsonToYaml(workspace.body);
   stored.fingerprint = text::fingerprint(yaml);
-  if (auto r = syncScripts(stored, true); !r) return r.error();
+  setScriptVersions(stored);
+  if (auto r = syncScripts(stored); !r) return r.error();
   if (auto r = writeFileAtomic(dir / kYamlName, yaml); !r) return r.error();
   auto identity = statIdentity((dir / kYamlName).c_str());
   if (!identity) return storageError("cannot stat", dir / kYamlName, errno);
   stored.identity = *identity;
+  collectScripts(workspace.name, stored);
   log::store()->info("[ws:{}] saved {} function(s)", workspace.name, workspace.functions.size());
   return stored;
 }
@@ -159,7 +201,9 @@ Result<StoredWorkspace> WorkspaceStore::load(const std::string& name) const {
       log::store()->error("[ws:{}] workspace.yaml is not a valid workspace: {}", name, parsed.error().message);
       return Error{Errc::StorageFailed, "Stored workspace \"" + name + "\" is invalid: " + parsed.error().message};
     }
-    return StoredWorkspace{.workspace = std::move(*parsed), .fingerprint = text::fingerprint(*yaml), .identity = *identity};
+    StoredWorkspace stored{.workspace = std::move(*parsed), .fingerprint = text::fingerprint(*yaml), .identity = *identity};
+    setScriptVersions(stored);
+    return stored;
   } catch (const std::exception& e) {
     log::store()->error("[ws:{}] cannot read workspace.yaml: {}", name, e.what());
     return Error{Errc::StorageFailed, "Stored workspace \"" + name + "\" cannot be read"};
@@ -203,29 +247,73 @@ std::optional<FileIdentity> WorkspaceStore::identity(const std::string& name) co
   return identityOf(st);
 }
 
-Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored, bool force) {
+Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored) {
   auto dir = directory(stored.workspace.name);
   for (auto language : {Language::Node, Language::Python}) {
-    auto path = dir / std::string(scriptFileName(language));
-    std::error_code ec;
-    if (!stored.workspace.uses(language)) {
-      fs::remove(path, ec);
+    if (!stored.workspace.uses(language)) continue;
+    auto script = generated(language, stored);
+    if (!script) continue;
+    auto path = dir / scriptFileName(language, text::fingerprint(*script));
+    // The whole text, not only the name: a damaged file keeps its name.
+    std::string existing;
+    if (readWhole(path, existing) == 0 && existing == *script) {
+      ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // in use again: not to be collected
       continue;
     }
-    std::string script;
-    try {
-      script = generateScript(language, stored.workspace, stored.fingerprint);
-    } catch (const std::logic_error&) {
-      continue;  // No generator for this language in this build: its runs fail at run time.
-    }
-    if (!force) {
-      // The whole text, not only the header's fingerprint: a damaged script may keep its header.
-      auto existing = readFile(path);
-      if (existing && *existing == script) continue;
-    }
-    if (auto r = writeFileAtomic(path, script); !r) return r.error();
+    if (auto r = writeFileAtomic(path, *script); !r) return r.error();
   }
   return {};
+}
+
+Result<ScriptFile> WorkspaceStore::scriptFor(const std::string& name, Language language, std::uint64_t version) {
+  auto dir = directory(name);
+  ScriptFile file{.path = dir / scriptFileName(language, version), .text = {}, .version = version};
+  // Touch, then read: once the time is fresh no save collects the file for kScriptGrace.
+  if (::utimensat(AT_FDCWD, file.path.c_str(), nullptr, 0) == 0) {
+    int err = readWhole(file.path, file.text);
+    if (err == 0 && text::fingerprint(file.text) == version) return file;
+    if (err != 0 && err != ENOENT) return storageError("cannot read", file.path, err);
+  } else if (errno != ENOENT) {
+    return storageError("cannot touch", file.path, errno);
+  }
+  // Collected (superseded a while ago) or damaged: the current version, which a run bound to an
+  // older one may run as well (it started before the save that replaced it ended).
+  auto stored = load(name);
+  if (!stored) return stored.error();
+  auto script = stored->workspace.uses(language) ? generated(language, *stored) : std::nullopt;
+  if (!script)
+    return Error{Errc::FunctionNotFound, "Workspace \"" + name + "\" has no " + std::string(languageName(language)) +
+                                             " function any more"};
+  file.version = text::fingerprint(*script);
+  file.path = dir / scriptFileName(language, file.version);
+  std::string existing;
+  if (readWhole(file.path, existing) != 0 || existing != *script) {
+    if (auto r = writeFileAtomic(file.path, *script); !r) return r.error();
+  } else {
+    ::utimensat(AT_FDCWD, file.path.c_str(), nullptr, 0);
+  }
+  file.text = std::move(*script);
+  return file;
+}
+
+void WorkspaceStore::collectScripts(const std::string& name, const StoredWorkspace& keep, std::chrono::seconds grace) {
+  auto dir = directory(name);
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    auto file = entry.path().filename().string();
+    bool remove = false;
+    for (auto language : {Language::Node, Language::Python}) {
+      if (file == scriptFileName(language)) remove = true;  // the layout before content addressing
+      auto version = scriptVersion(file, language);
+      if (!version || *version == keep.script(language)) continue;
+      std::error_code timeError;
+      auto written = fs::last_write_time(entry.path(), timeError);
+      remove = !timeError && now - written > grace;
+    }
+    if (remove && ::unlink(entry.path().c_str()) != 0 && errno != ENOENT)
+      log::store()->warn("[ws:{}] cannot remove the old script {}: {}", name, file, std::strerror(errno));
+  }
 }
 
 std::size_t WorkspaceStore::regenerateAll() {
@@ -233,7 +321,8 @@ std::size_t WorkspaceStore::regenerateAll() {
   for (const auto& name : list()) {
     auto stored = load(name);
     if (!stored) continue;  // load() logged it
-    if (auto r = syncScripts(*stored, true); !r) continue;
+    if (auto r = syncScripts(*stored); !r) continue;
+    collectScripts(name, *stored);
     ++count;
   }
   log::store()->info("regenerated the scripts of {} workspace(s)", count);

@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 #include "workspace/workspace.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -13,9 +14,15 @@
 
 // The on-disk store: FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH/<workspace>/ holds workspace.yaml (the
 // source of truth) and the generated scripts. Every file is written atomically (temp file, fsync,
-// rename, fsync of the directory) and workspace.yaml is written last: it is the commit point. A
-// generated script carries the fingerprint of the workspace.yaml it came from, so a script left
-// newer or older than workspace.yaml by a crash is regenerated before a worker loads it.
+// rename, fsync of the directory) and workspace.yaml is written last: it is the commit point.
+//
+// Generated scripts are content-addressed: functions-<fingerprint of the text>.js (or .py). A
+// name always holds the same text, so a save never rewrites a script a worker may be loading: a
+// run is bound to the version it resolved (the fingerprint), and the worker started for it loads
+// that very file whatever saves happen meanwhile, here or on another replica sharing the
+// directory. Old scripts are removed by later saves once superseded and untouched for
+// kScriptGrace; starting a worker touches its script first (scriptFor), so a script in use is
+// never collected, and one already collected falls back to the current version.
 //
 // All methods block on the disk: call them from the file-system thread pool. They are safe to call
 // concurrently for different workspaces; the caller serialises writes to one workspace.
@@ -34,7 +41,22 @@ struct StoredWorkspace {
   Workspace workspace;
   std::uint64_t fingerprint = 0;  // of the workspace.yaml bytes
   FileIdentity identity;
+  // The version (fingerprint of the generated text) of each language's script; 0 when the
+  // workspace has no function in that language.
+  std::uint64_t nodeScript = 0;
+  std::uint64_t pythonScript = 0;
+  std::uint64_t script(Language language) const { return language == Language::Python ? pythonScript : nodeScript; }
 };
+
+// A generated script as a worker loads it.
+struct ScriptFile {
+  std::filesystem::path path;
+  std::string text;
+  std::uint64_t version = 0;
+};
+
+// Superseded scripts untouched for this long are removed by the next save of their workspace.
+constexpr std::chrono::minutes kScriptGrace{10};
 
 class WorkspaceStore {
  public:
@@ -43,7 +65,8 @@ class WorkspaceStore {
   // Creates the root directory and removes leftovers of interrupted writes and deletes.
   Result<void> open();
 
-  // Replaces the workspace: generated scripts first, workspace.yaml last. Fails with StorageFailed.
+  // Replaces the workspace: generated scripts first, workspace.yaml last, then removes the
+  // scripts superseded for kScriptGrace. Fails with StorageFailed.
   Result<StoredWorkspace> save(const Workspace& workspace);
 
   // Reads and validates workspace.yaml. Fails with WorkspaceNotFound or StorageFailed.
@@ -58,9 +81,20 @@ class WorkspaceStore {
   // The identity of the workspace's current workspace.yaml, or nullopt when there is none.
   std::optional<FileIdentity> identity(const std::string& name) const;
 
-  // Rewrites the generated scripts of `stored` whose fingerprint differs from workspace.yaml
-  // (all of them when `force`), and removes the scripts of languages it no longer uses.
-  Result<void> syncScripts(const StoredWorkspace& stored, bool force = false);
+  // Writes the generated scripts of `stored` that are missing or damaged, and refreshes the time
+  // of those in place (they are in use again).
+  Result<void> syncScripts(const StoredWorkspace& stored);
+
+  // The script of `language`, version `version`, of workspace `name`, for a worker to load: the
+  // file is touched first, so no save collects it while the worker starts. When that version is
+  // gone (collected, or damaged) it is the current version's script, regenerated if need be.
+  // Fails with WorkspaceNotFound, FunctionNotFound (the current version has no function in that
+  // language) or StorageFailed.
+  Result<ScriptFile> scriptFor(const std::string& name, Language language, std::uint64_t version);
+
+  // Removes the scripts of `name` that are not `keep` and were last written or touched more than
+  // `grace` ago, and those of the layout before content addressing (functions.js, .py).
+  void collectScripts(const std::string& name, const StoredWorkspace& keep, std::chrono::seconds grace = kScriptGrace);
 
   // Regenerates the scripts of every workspace (UPDATE_SCRIPTS_ON_STARTUP). Returns how many
   // workspaces were rewritten; problems are logged.

@@ -1,5 +1,6 @@
 """Python functions: same semantics as JavaScript, run by supervised Python workers."""
 import concurrent.futures
+import glob
 import os
 import time
 
@@ -233,7 +234,7 @@ def test_a_mixed_language_workspace_runs_both(service):
     assert r.status_code == 200, r.text
     assert r.json()["result"] == "Hello js"
     assert service.run("mixed", "pyhello", {"name": "python"}).json()["result"] == "Hello from python"
-    assert os.path.exists(os.path.join(service.data_dir, "mixed", "functions.py"))
+    assert glob.glob(os.path.join(service.data_dir, "mixed", "functions-*.py"))
 
 
 def test_defaults_are_applied_and_missing_parameters_are_none(service):

@@ -1,4 +1,5 @@
 """Saving: compile checks, persistence across restarts, regeneration of scripts, crash safety."""
+import glob
 import os
 import random
 import signal
@@ -12,7 +13,10 @@ from conftest import HELLO
 
 
 def script_path(service, workspace):
-    return os.path.join(service.data_dir, workspace, "functions.js")
+    """The workspace's newest generated script (they are content-addressed: functions-<hash>.js)."""
+    scripts = glob.glob(os.path.join(service.data_dir, workspace, "functions-*.js"))
+    assert scripts, os.listdir(os.path.join(service.data_dir, workspace))
+    return max(scripts, key=os.path.getmtime)
 
 
 # ---- compile checks at save time ----
@@ -130,9 +134,10 @@ def test_a_stale_script_is_regenerated_before_a_run(make_service):
     path = script_path(service, "ws")
     v1 = open(path).read()
     assert service.save("ws", {"f": {"code": "return 'v2';"}}).status_code == 200
+    path = script_path(service, "ws")
     service.stop()
     with open(path, "w") as f:
-        f.write(v1)  # as if a crash or an older replica left the previous version's script
+        f.write(v1)  # the current version's file holding the previous version's text (damage)
     service.start()
     assert service.run("ws", "f").json()["result"] == "v2"
     assert "'v2'" in open(path).read()

@@ -56,8 +56,9 @@ class WorkerPoolTest : public ::testing::Test {
   }
 
   SpawnFunction spawnFunction() {
-    return [this](std::string workspace, std::string runtime) {
+    return [this](std::string workspace, std::string runtime, std::uint64_t version) {
       ++spawns_;
+      versions_.push_back(version);
       auto flags = flags_[workspace];
       return startFakeWorker(loop_.executor(), std::move(workspace), std::move(runtime), std::move(flags));
     };
@@ -83,6 +84,7 @@ class WorkerPoolTest : public ::testing::Test {
   TestLoop loop_;
   Metrics metrics_;
   int spawns_ = 0;
+  std::vector<std::uint64_t> versions_;
   std::map<std::string, std::vector<std::string>> flags_;  // fake worker flags by workspace
   std::vector<std::shared_ptr<Worker>> seen_;
   WorkerPool pool_;
@@ -172,20 +174,61 @@ TEST_F(WorkerPoolTest, RetireWorkspaceMakesTheNextAcquireSpawn) {
   EXPECT_EQ(spawns_, 3);
 }
 
-TEST_F(WorkerPoolTest, DiscardsAWorkerRetiredWhileItStarts) {
+// What a run does: acquire the worker of its version, then call it at once.
+asio::awaitable<Result<Reply>> acquireAndEcho(WorkerPool& pool, std::string workspace, std::uint64_t version,
+                                              std::vector<std::shared_ptr<Worker>>& seen) {
+  auto worker = co_await pool.acquire(std::move(workspace), "fake", version);
+  if (!worker) co_return worker.error();
+  seen.push_back(*worker);
+  boost::json::object parameters;
+  parameters["v"] = version;
+  co_return co_await callRun(*worker, "echo", std::move(parameters), kProcessDeadline);
+}
+
+TEST_F(WorkerPoolTest, AWorkerSupersededWhileItStartsServesItsRunsThenRetires) {
   flags_["a"] = {"--ready-delay", "200"};
-  auto acquiring = loop_.start(pool_.acquire("a", "fake", 1));
+  auto first = loop_.start(acquireAndEcho(pool_, "a", 1, seen_));
+  auto second = loop_.start(acquireAndEcho(pool_, "a", 1, seen_));
   ASSERT_TRUE(loop_.runUntil([&] { return spawns_ == 1; }, kProcessDeadline));
+  loop_.context().poll();  // the second run gets going too: it waits for the first one's start
 
-  pool_.retireWorkspace("a");  // e.g. a save while the first run spawns the worker
-  ASSERT_TRUE(loop_.runUntil([&] { return acquiring->done; }, 2 * kProcessDeadline));
+  pool_.retireWorkspace("a");  // e.g. a save while the first runs start the worker
+  ASSERT_TRUE(loop_.runUntil([&] { return first->done && second->done; }, 2 * kProcessDeadline));
 
-  ASSERT_TRUE(*acquiring->value);
-  auto worker = **acquiring->value;
-  remember(worker);
-  EXPECT_EQ(spawns_, 2);  // the first worker had the old code: a second one was started
-  EXPECT_TRUE(worker->accepting());
+  // Both runs were answered by the one worker of their version: no error, no second start.
+  for (auto* run : {&first, &second}) {
+    ASSERT_TRUE(*(*run)->value) << (*run)->value->error().message;
+    EXPECT_EQ((**(*run)->value).status, ReplyStatus::Replied);
+  }
+  EXPECT_EQ(spawns_, 1);
+  ASSERT_EQ(seen_.size(), 2u);
+  EXPECT_EQ(seen_[0], seen_[1]);
+  // Then it retires: it was not the pool's worker any more.
+  ASSERT_TRUE(waitReaped(loop_, *seen_[0]));
+  EXPECT_THAT(pool_.workspacesForTest(), IsEmpty());
+}
+
+TEST_F(WorkerPoolTest, RunsBoundToTwoVersionsEachGetTheirOwnCode) {
+  flags_["a"] = {"--ready-delay", "200"};
+  auto older = loop_.start(acquireAndEcho(pool_, "a", 1, seen_));
+  ASSERT_TRUE(loop_.runUntil([&] { return spawns_ == 1; }, kProcessDeadline));
+  auto newer = loop_.start(acquireAndEcho(pool_, "a", 2, seen_));  // a save landed meanwhile
+
+  ASSERT_TRUE(loop_.runUntil([&] { return older->done && newer->done; }, 2 * kProcessDeadline));
+
+  ASSERT_TRUE(*older->value) << older->value->error().message;
+  ASSERT_TRUE(*newer->value) << newer->value->error().message;
+  EXPECT_EQ(older->value->value().status, ReplyStatus::Replied);
+  EXPECT_EQ(newer->value->value().status, ReplyStatus::Replied);
+  EXPECT_THAT(versions_, ElementsAre(1u, 2u));
+  // The pool keeps the newer one; the older one goes once its run is answered.
+  ASSERT_EQ(seen_.size(), 2u);
+  EXPECT_NE(seen_[0], seen_[1]);
+  auto kept = acquireOk("a", 2);
+  EXPECT_EQ(spawns_, 2);
   EXPECT_THAT(pool_.workspacesForTest(), ElementsAre("a"));
+  auto olderWorker = seen_[0] == kept ? seen_[1] : seen_[0];
+  ASSERT_TRUE(waitReaped(loop_, *olderWorker));
 }
 
 TEST_F(WorkerPoolTest, ReplacesAWorkerThatDied) {

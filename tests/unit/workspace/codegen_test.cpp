@@ -98,5 +98,15 @@ TEST(Codegen, GeneratesNodeScriptsByLanguageAndNamesTheirFiles) {
   EXPECT_EQ(scriptFileName(Language::Python), "functions.py");
 }
 
+TEST(Codegen, NamesContentAddressedScriptsByVersionAndReadsTheVersionBack) {
+  EXPECT_EQ(scriptFileName(Language::Node, 0x12abULL), "functions-00000000000012ab.js");
+  EXPECT_EQ(scriptFileName(Language::Python, ~0ULL), "functions-ffffffffffffffff.py");
+  EXPECT_EQ(scriptVersion("functions-00000000000012ab.js", Language::Node), std::optional<std::uint64_t>(0x12ab));
+  EXPECT_EQ(scriptVersion("functions-00000000000012ab.js", Language::Python), std::nullopt);
+  for (auto name : {"functions.js", "functions-12ab.js", "functions-00000000000012AB.js", "functions-00000000000012ab.js.tmp",
+                    ".functions-00000000000012ab.js.tmp-1-2-3", "functions-000000000000zzzz.js"})
+    EXPECT_EQ(scriptVersion(name, Language::Node), std::nullopt) << name;
+}
+
 }  // namespace
 }  // namespace customcode::workspace

@@ -8,7 +8,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -40,6 +42,19 @@ ino_t inodeOf(const fs::path& path) {
   struct stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
   return st.st_ino;
+}
+
+// Sets the modification time of `path` to `age` ago.
+void makeOld(const fs::path& path, std::chrono::seconds age) {
+  timespec times[2];
+  ::clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age.count();
+  times[1] = times[0];
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+bool isOld(const fs::path& path) {
+  return fs::file_time_type::clock::now() - fs::last_write_time(path) > std::chrono::minutes(1);
 }
 
 std::vector<std::string> entriesOf(const fs::path& dir) {
@@ -74,6 +89,11 @@ class StoreTest : public ::testing::Test {
 
   WorkspaceStore& store() { return *store_; }
 
+  // The content-addressed script of `stored` in `language`.
+  fs::path scriptOf(const StoredWorkspace& stored, Language language = Language::Node) {
+    return root_ / stored.workspace.name / scriptFileName(language, stored.script(language));
+  }
+
   fs::path base_;
   fs::path root_;
   std::unique_ptr<WorkspaceStore> store_;
@@ -105,18 +125,25 @@ TEST_F(StoreTest, SaveWritesTheYamlAndAScriptStampedWithItsFingerprint) {
   ASSERT_TRUE(saved);
 
   auto yaml = readAll(root_ / "ws" / "workspace.yaml");
-  auto script = readAll(root_ / "ws" / "functions.js");
+  auto script = readAll(scriptOf(*saved));
 
   EXPECT_EQ(saved->fingerprint, text::fingerprint(yaml));
   EXPECT_THAT(scriptFingerprint(script), Optional(saved->fingerprint));
   EXPECT_EQ(script, generateNodeModule(hello(), saved->fingerprint));
+  // Content-addressed: the name is the fingerprint of the text.
+  EXPECT_EQ(saved->nodeScript, text::fingerprint(script));
+  EXPECT_EQ(saved->pythonScript, 0u);
+  EXPECT_EQ(store().load("ws")->nodeScript, saved->nodeScript);
 }
 
 TEST_F(StoreTest, SaveLeavesNoTemporaryFiles) {
-  ASSERT_TRUE(store().save(hello()));
-  ASSERT_TRUE(store().save(hello("ws", "Hi")));
+  auto first = store().save(hello());
+  auto second = store().save(hello("ws", "Hi"));
+  ASSERT_TRUE(first && second);
 
-  EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", "functions.js"));
+  // The first version's script stays for kScriptGrace: a run bound to it may still start a worker.
+  EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", scriptOf(*first).filename().string(),
+                                                            scriptOf(*second).filename().string()));
   EXPECT_THAT(entriesOf(root_), ElementsAre("ws"));
 }
 
@@ -132,15 +159,105 @@ TEST_F(StoreTest, SaveReplacesThePreviousVersion) {
   EXPECT_EQ(loaded->workspace.functions[0].code, "return 'Hi ' + name;");
   EXPECT_NE(second->fingerprint, first->fingerprint);
   EXPECT_NE(second->identity, first->identity);
-  EXPECT_THAT(scriptFingerprint(readAll(root_ / "ws" / "functions.js")), Optional(second->fingerprint));
+  EXPECT_THAT(scriptFingerprint(readAll(scriptOf(*second))), Optional(second->fingerprint));
+  EXPECT_NE(second->nodeScript, first->nodeScript);
 }
 
-TEST_F(StoreTest, SaveRemovesTheScriptOfALanguageNoLongerUsed) {
-  ASSERT_TRUE(store().save(hello()));
+TEST_F(StoreTest, SaveNeverRewritesAScriptAndRemovesSupersededOnesAfterTheirGrace) {
+  auto v1 = store().save(hello());
+  auto v2 = store().save(hello("ws", "Hi"));
+  ASSERT_TRUE(v1 && v2);
+  auto v2Inode = inodeOf(scriptOf(*v2));
+  makeOld(scriptOf(*v1), kScriptGrace + std::chrono::minutes(1));
+  makeOld(scriptOf(*v2), kScriptGrace - std::chrono::minutes(1));
 
+  auto v3 = store().save(hello("ws", "Hey"));
+  ASSERT_TRUE(v3);
+
+  EXPECT_FALSE(fs::exists(scriptOf(*v1)));  // superseded and untouched for longer than the grace
+  EXPECT_TRUE(fs::exists(scriptOf(*v2)));   // superseded recently: a run may still be bound to it
+  EXPECT_EQ(inodeOf(scriptOf(*v2)), v2Inode);
+  EXPECT_TRUE(fs::exists(scriptOf(*v3)));
+
+  // Saving v2's code again reuses its file: refreshed, never rewritten.
+  makeOld(scriptOf(*v2), kScriptGrace + std::chrono::minutes(1));
+  auto again = store().save(hello("ws", "Hi"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->nodeScript, v2->nodeScript);
+  EXPECT_EQ(inodeOf(scriptOf(*v2)), v2Inode);
+  EXPECT_FALSE(isOld(scriptOf(*v2)));
+}
+
+TEST_F(StoreTest, SaveRemovesTheScriptOfALanguageNoLongerUsedAfterItsGrace) {
+  auto node = store().save(hello());
+  ASSERT_TRUE(node);
+  makeOld(scriptOf(*node), kScriptGrace + std::chrono::minutes(1));
+
+  auto python = store().save(workspaceOf("ws", R"({"functions": {"f": {"code": "return 1", "language": "python"}}})"));
+  ASSERT_TRUE(python);
+
+  EXPECT_FALSE(fs::exists(scriptOf(*node)));
+  EXPECT_EQ(python->nodeScript, 0u);
+  EXPECT_TRUE(fs::exists(scriptOf(*python, Language::Python)));
+}
+
+TEST_F(StoreTest, SaveRemovesScriptsOfTheLayoutBeforeContentAddressing) {
+  fs::create_directories(root_ / "ws");
+  writeAll(root_ / "ws" / "functions.js", "old layout");
+  writeAll(root_ / "ws" / "functions.py", "old layout");
+
+  auto saved = store().save(hello());
+  ASSERT_TRUE(saved);
+
+  EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", scriptOf(*saved).filename().string()));
+}
+
+TEST_F(StoreTest, ScriptForReturnsTheBoundVersionAndTouchesIt) {
+  auto v1 = store().save(hello());
+  auto v2 = store().save(hello("ws", "Hi"));
+  ASSERT_TRUE(v1 && v2);
+  makeOld(scriptOf(*v1), kScriptGrace + std::chrono::minutes(1));
+
+  auto script = store().scriptFor("ws", Language::Node, v1->nodeScript);
+
+  ASSERT_TRUE(script) << script.error().message;
+  EXPECT_EQ(script->path, scriptOf(*v1));
+  EXPECT_EQ(script->version, v1->nodeScript);
+  EXPECT_EQ(script->text, generateNodeModule(hello(), v1->fingerprint));
+  EXPECT_FALSE(isOld(scriptOf(*v1)));  // a save now keeps it: a worker is loading it
+  ASSERT_TRUE(store().save(hello("ws", "Hey")));
+  EXPECT_TRUE(fs::exists(scriptOf(*v1)));
+}
+
+TEST_F(StoreTest, ScriptForFallsBackToTheCurrentVersionWhenTheBoundOneIsGoneOrDamaged) {
+  auto v1 = store().save(hello());
+  auto v2 = store().save(hello("ws", "Hi"));
+  ASSERT_TRUE(v1 && v2);
+
+  fs::remove(scriptOf(*v1));
+  auto collected = store().scriptFor("ws", Language::Node, v1->nodeScript);
+  ASSERT_TRUE(collected) << collected.error().message;
+  EXPECT_EQ(collected->version, v2->nodeScript);
+  EXPECT_EQ(collected->path, scriptOf(*v2));
+
+  writeAll(scriptOf(*v2), "damaged");
+  auto damaged = store().scriptFor("ws", Language::Node, v2->nodeScript);
+  ASSERT_TRUE(damaged) << damaged.error().message;
+  EXPECT_EQ(damaged->version, v2->nodeScript);
+  EXPECT_EQ(readAll(scriptOf(*v2)), generateNodeModule(hello("ws", "Hi"), v2->fingerprint));
+  EXPECT_EQ(damaged->text, readAll(scriptOf(*v2)));
+}
+
+TEST_F(StoreTest, ScriptForALanguageTheCurrentVersionNoLongerHasIsNotFound) {
+  auto node = store().save(hello());
+  ASSERT_TRUE(node);
   ASSERT_TRUE(store().save(workspaceOf("ws", R"({"functions": {"f": {"code": "return 1", "language": "python"}}})")));
+  fs::remove(scriptOf(*node));
 
-  EXPECT_FALSE(fs::exists(root_ / "ws" / "functions.js"));
+  auto script = store().scriptFor("ws", Language::Node, node->nodeScript);
+
+  ASSERT_FALSE(script);
+  EXPECT_EQ(script.error().code, Errc::FunctionNotFound);
 }
 
 TEST_F(StoreTest, LoadOfAnUnknownWorkspaceIsNotFound) {
@@ -203,7 +320,7 @@ TEST_F(StoreTest, RemoveOfAnUnknownWorkspaceIsNotFound) {
 TEST_F(StoreTest, SyncScriptsRegeneratesAStaleScript) {
   auto saved = store().save(hello());
   ASSERT_TRUE(saved);
-  auto script = root_ / "ws" / "functions.js";
+  auto script = scriptOf(*saved);
   auto expected = readAll(script);
   writeAll(script, generateNodeModule(hello("ws", "Old"), saved->fingerprint + 1));
 
@@ -215,7 +332,7 @@ TEST_F(StoreTest, SyncScriptsRegeneratesAStaleScript) {
 TEST_F(StoreTest, SyncScriptsRegeneratesAMissingOrHeaderlessScript) {
   auto saved = store().save(hello());
   ASSERT_TRUE(saved);
-  auto script = root_ / "ws" / "functions.js";
+  auto script = scriptOf(*saved);
   auto expected = readAll(script);
 
   fs::remove(script);
@@ -227,34 +344,33 @@ TEST_F(StoreTest, SyncScriptsRegeneratesAMissingOrHeaderlessScript) {
   EXPECT_EQ(readAll(script), expected);
 }
 
-TEST_F(StoreTest, SyncScriptsLeavesAnUpToDateScriptAloneUnlessForced) {
+TEST_F(StoreTest, SyncScriptsLeavesAnUpToDateScriptInPlace) {
   auto saved = store().save(hello());
   ASSERT_TRUE(saved);
-  auto script = root_ / "ws" / "functions.js";
+  auto script = scriptOf(*saved);
   auto before = inodeOf(script);
 
   ASSERT_TRUE(store().syncScripts(*saved));
   EXPECT_EQ(inodeOf(script), before);
-
-  ASSERT_TRUE(store().syncScripts(*saved, /*force=*/true));
-  EXPECT_NE(inodeOf(script), before);  // rewritten by a rename
 }
 
 TEST_F(StoreTest, RegenerateAllRewritesEveryWorkspaceScript) {
-  ASSERT_TRUE(store().save(hello("a")));
-  ASSERT_TRUE(store().save(hello("b")));
-  auto expectedA = readAll(root_ / "a" / "functions.js");
-  writeAll(root_ / "a" / "functions.js", "stale");
-  fs::remove(root_ / "b" / "functions.js");
+  auto a = store().save(hello("a"));
+  auto b = store().save(hello("b"));
+  ASSERT_TRUE(a && b);
+  auto expectedA = readAll(scriptOf(*a));
+  writeAll(scriptOf(*a), "stale");
+  fs::remove(scriptOf(*b));
 
   EXPECT_EQ(store().regenerateAll(), 2u);
 
-  EXPECT_EQ(readAll(root_ / "a" / "functions.js"), expectedA);
-  EXPECT_TRUE(fs::exists(root_ / "b" / "functions.js"));
+  EXPECT_EQ(readAll(scriptOf(*a)), expectedA);
+  EXPECT_TRUE(fs::exists(scriptOf(*b)));
 }
 
 TEST_F(StoreTest, OpenRemovesLeftoversOfInterruptedWrites) {
-  ASSERT_TRUE(store().save(hello()));
+  auto saved = store().save(hello());
+  ASSERT_TRUE(saved);
   fs::create_directories(root_ / ".trash-123-4-5" / "inner");
   writeAll(root_ / ".trash-123-4-5" / "inner" / "workspace.yaml", "x");
   writeAll(root_ / "ws" / ".workspace.yaml.tmp-1-2-3", "half written");
@@ -264,7 +380,7 @@ TEST_F(StoreTest, OpenRemovesLeftoversOfInterruptedWrites) {
   ASSERT_TRUE(reopened.open());
 
   EXPECT_THAT(entriesOf(root_), ElementsAre("ws"));
-  EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", "functions.js"));
+  EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", scriptOf(*saved).filename().string()));
   EXPECT_TRUE(reopened.load("ws"));
 }
 
