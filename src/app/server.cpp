@@ -89,9 +89,9 @@ asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::
   // without npm packages (a spare's sandbox cannot see any workspace directory).
   const bool spareCandidate = runtime == runtimes::kNode && config_.pool.spareWorkers > 0;
   auto sync = [this, workspace, scriptPath, spareCandidate]() -> Result<std::string> {
-    auto stored = store_.load(workspace);
+    // Under the workspace's lock: another replica may be saving it right now.
+    auto stored = store_.loadSynced(workspace);
     if (!stored) return stored.error();
-    if (auto synced = store_.syncScripts(*stored); !synced) return synced.error();
     std::error_code ec;
     if (!spareCandidate || std::filesystem::exists(scriptPath.parent_path() / "node_modules", ec)) return std::string();
     return files::readFile(scriptPath).value_or(std::string());

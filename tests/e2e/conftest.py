@@ -214,8 +214,8 @@ class Service:
 
 
 # What the service itself keeps in its data root, whatever the requests: the staged bootstrap
-# scripts and the npm cache.
-SERVICE_ENTRIES = {".runtime", ".npm-cache"}
+# scripts, the npm cache and the workspace lock files.
+SERVICE_ENTRIES = {".runtime", ".npm-cache", ".locks"}
 
 
 def stored_entries(path):
