@@ -2,12 +2,9 @@
 workspace go to one replica (consistent hashing on the workspace path segment), a dead replica
 leaves the ring and its workspaces are served by the others at once, and a run in flight on a
 replica that dies is not repeated elsewhere."""
-import os
 import pathlib
-import shutil
 import signal
-import socket
-import subprocess
+import sys
 import threading
 
 import pytest
@@ -15,35 +12,13 @@ import requests
 
 from conftest import HELLO, wait_for
 
-CONFIG = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import haproxy_proxy  # noqa: E402 - tests/haproxy_proxy.py
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Proxy:
+class Proxy(haproxy_proxy.Proxy):
     def __init__(self, replicas, balance=None):
-        assert shutil.which("haproxy"), "haproxy is missing: scripts/setup.sh installs it"
-        self.port = free_port()
-        env = dict(os.environ, CUSTOMCODE_PROXY_BIND=f"127.0.0.1:{self.port}")
-        env.pop("CUSTOMCODE_BALANCE", None)
-        if balance:
-            env["CUSTOMCODE_BALANCE"] = balance
-        for i, r in enumerate(replicas, 1):
-            env[f"CUSTOMCODE_REPLICA{i}"] = f"127.0.0.1:{r.port}"
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(CONFIG)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-        assert wait_for(self.answers, 10), "haproxy did not start"
-
-    def answers(self):
-        try:
-            return requests.get(self.url + "/sys/healthcheck", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        super().__init__([r.port for r in replicas], balance)
 
     def save(self, workspace, functions):
         return requests.post(f"{self.url}/v2/functions/{workspace}", json={"functions": functions}, timeout=60)
@@ -51,10 +26,6 @@ class Proxy:
     def run(self, workspace, function="hello", timeout=30):
         return requests.post(f"{self.url}/v2/functions/{workspace}/run/{function}",
                              json={"parameters": {"name": "x"}}, timeout=timeout)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.fixture
