@@ -1,6 +1,8 @@
 #include "deps/npm_installer.hpp"
 #include "workspace/workspace_lock.hpp"
 
+#include "temp_dir.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <gmock/gmock.h>
@@ -25,9 +27,7 @@ std::vector<std::string> stagingEntries(const fs::path& root) {
 class NpmLeftoversTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "customcode-npm-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    base_ = pattern;
+    base_ = testing::makeTempDir("customcode-npm");
     store_ = std::make_unique<workspace::WorkspaceStore>(config::StoreConfig{.root = base_});
     ASSERT_TRUE(store_->open());
     installer_ = std::make_unique<NpmInstaller>(io_.get_executor(), fsPool_, *store_, config::NpmConfig{}, metrics_);

@@ -1,5 +1,7 @@
 #include "workspace/workspace_lock.hpp"
 
+#include "temp_dir.hpp"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -15,9 +17,7 @@ namespace fs = std::filesystem;
 class WorkspaceLockTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "customcode-lock-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
+    root_ = testing::makeTempDir("customcode-lock");
   }
   void TearDown() override { fs::remove_all(root_); }
 

@@ -4,6 +4,8 @@
 #include "workspace/codegen.hpp"
 #include "workspace/validation.hpp"
 
+#include "temp_dir.hpp"
+
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -64,9 +66,7 @@ Workspace hello(std::string name = "ws", std::string_view greeting = "Hello") {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "customcode-store-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    base_ = pattern;
+    base_ = testing::makeTempDir("customcode-store");
     store_ = std::make_unique<WorkspaceStore>(config::StoreConfig{.root = base_ / "functions"});
     ASSERT_TRUE(store_->open());
     root_ = store_->root();
