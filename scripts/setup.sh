@@ -14,6 +14,10 @@ packages=(
 # Worker network isolation (docs/security.md): pasta, nftables, unshare (util-linux), and iproute2
 # for the tests' own "outside" namespace.
 packages+=(passt nftables util-linux iproute2)
+# Deploy tests (tests/deploy): a container engine, debootstrap for the offline base image, the
+# proxy, and kubectl for `kubectl kustomize` (Debian's kubernetes-client unless one is installed).
+packages+=(podman runc containernetworking-plugins iptables fuse-overlayfs debootstrap haproxy curl)
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
@@ -27,6 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Kubernetes schema validator of tests/deploy (pinned by its package-lock.json).
+deploy_tests="$(dirname "$0")/../tests/deploy"
+if [ ! -d "$deploy_tests/node_modules/kubernetes-models" ]; then
+  echo "setup: installing the npm packages of tests/deploy"
+  npm ci --prefix "$deploy_tests" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # @redocly/cli lints docs/openapi.json (scripts/lint-openapi.sh), installed from npm's default

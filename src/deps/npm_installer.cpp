@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "pool/launcher.hpp"
+#include "workspace/workspace_lock.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -39,6 +40,9 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::string_view kStagingPrefix = ".staging-";
+constexpr const char* kInUseName = ".in-use";
+// A staging directory without its .in-use file is that young only while it is being created.
+constexpr auto kStagingCreationGrace = std::chrono::minutes(1);
 // Exchanged in this order: package.json last, since it is what decides that the next save with the
 // same packages can skip npm; a crash part-way makes that save reinstall.
 constexpr std::array<const char*, 3> kEntries = {"node_modules", "package-lock.json", "package.json"};
@@ -92,6 +96,7 @@ std::string decodePackagePath(std::string_view text) {
 
 struct NpmInstaller::Plan {
   fs::path staging;  // empty: nothing to change
+  std::shared_ptr<files::Fd> inUse;
   bool runNpm = false;
 };
 
@@ -110,6 +115,16 @@ void NpmInstaller::removeLeftovers() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(store_.root(), ec)) {
     if (!entry.path().filename().string().starts_with(kStagingPrefix)) continue;
+    // A replica sharing the directory may be installing into it right now: it holds the lock.
+    std::optional<files::Fd> held;
+    if (entryExists(entry.path() / kInUseName)) {
+      held = workspace::lockFile(entry.path() / kInUseName, false);
+      if (!held) continue;
+    } else {
+      std::error_code timeError;
+      auto modified = fs::last_write_time(entry.path(), timeError);
+      if (timeError || fs::file_time_type::clock::now() - modified < kStagingCreationGrace) continue;
+    }
     std::error_code removeError;
     fs::remove_all(entry.path(), removeError);
     if (removeError) log::store()->warn("cannot remove {}: {}", entry.path().string(), removeError.message());
@@ -137,6 +152,13 @@ Result<NpmInstaller::Plan> NpmInstaller::plan(const std::string& name, const Pac
   Plan plan;
   plan.staging = store_.root() / (std::string(kStagingPrefix) + name + "-" + uniqueSuffix());
   if (!fs::create_directory(plan.staging, ec)) return storageError("cannot create", plan.staging, ec ? ec.value() : EEXIST);
+  auto inUse = workspace::lockFile(plan.staging / kInUseName, false);
+  if (!inUse) {
+    int err = errno;
+    fs::remove_all(plan.staging, ec);
+    return storageError("cannot lock", plan.staging / kInUseName, err);
+  }
+  plan.inUse = std::make_shared<files::Fd>(std::move(*inUse));
   if (packages.empty()) return plan;  // commit() moves the old packages out
   plan.runNpm = true;
   {
@@ -168,7 +190,7 @@ asio::awaitable<Result<StagedPackages>> NpmInstaller::prepare(workspace::Workspa
   auto planned = co_await onPool(fsPool_, loop_, std::move(makePlan));
   if (!planned) co_return planned.error();
 
-  StagedPackages staged{.staging = planned->staging, .packages = packages, .ranNpm = false};
+  StagedPackages staged{.staging = planned->staging, .inUse = planned->inUse, .packages = packages, .ranNpm = false};
   if (!planned->runNpm) {
     if (!packages.empty())
       log::runtime()->info("[ws:{}] npm packages unchanged ({}): npm not run", workspace.name, joinNames(packages));
@@ -385,17 +407,20 @@ Result<void> NpmInstaller::exchange(const std::string& name, const fs::path& sta
 
 Result<workspace::StoredWorkspace> NpmInstaller::commit(const workspace::Workspace& workspace,
                                                           const StagedPackages& staged) {
-  if (!staged.staging.empty()) {
-    if (auto exchanged = exchange(workspace.name, staged.staging); !exchanged) {
-      discard(staged);
-      return exchanged.error();
+  auto saved = [&]() -> Result<workspace::StoredWorkspace> {
+    auto held = store_.lock(workspace.name);
+    if (!held) return held.error();
+    if (!staged.staging.empty()) {
+      if (auto exchanged = exchange(workspace.name, staged.staging); !exchanged) return exchanged.error();
     }
-  }
-  auto saved = store_.save(workspace);
-  if (!saved && !staged.staging.empty()) {
-    if (auto undone = exchange(workspace.name, staged.staging); !undone)
-      log::store()->error("[ws:{}] cannot restore the previous npm packages", workspace.name);
-  }
+    auto stored = store_.save(workspace);
+    if (!stored && !staged.staging.empty()) {
+      if (auto undone = exchange(workspace.name, staged.staging); !undone)
+        log::store()->error("[ws:{}] cannot restore the previous npm packages", workspace.name);
+    }
+    return stored;
+  }();
+  // Outside the lock: removing the previous node_modules can take a while.
   discard(staged);
   return saved;
 }

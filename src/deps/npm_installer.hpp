@@ -1,6 +1,7 @@
 #pragma once
 
 #include "common/errors.hpp"
+#include "common/files.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "deps/packages.hpp"
@@ -12,6 +13,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 // npm installs of a workspace's packages, at save time and never on the run path (docs/npm.md).
@@ -20,13 +22,19 @@
 // live workspace directory, so a failed or timed-out install leaves the previous version in
 // service untouched. On success, node_modules, package.json and package-lock.json are exchanged
 // with the workspace's (renameat2 RENAME_EXCHANGE: no moment without a node_modules) just before
-// workspace.yaml is committed, and exchanged back if that commit fails.
+// workspace.yaml is committed, and exchanged back if that commit fails. The exchange and the save
+// happen under the workspace's cross-process lock (workspace/workspace_lock.hpp), so two replicas
+// installing the same workspace at once each install into their own staging directory and commit
+// one after the other: the packages in place always belong to the workspace.yaml in place.
 namespace customcode::deps {
 
 // What prepare() left for commit(): a staging directory to exchange with the workspace's, or
 // nothing when the workspace's packages are already right.
 struct StagedPackages {
   std::filesystem::path staging;  // empty: nothing to change
+  // A lock on <staging>/.in-use, held while the staging directory is in use: removeLeftovers() of
+  // a replica starting meanwhile leaves the directory alone.
+  std::shared_ptr<files::Fd> inUse;
   PackageSet packages;
   bool ranNpm = false;
 };
@@ -38,8 +46,8 @@ class NpmInstaller {
   NpmInstaller(boost::asio::any_io_executor loop, boost::asio::thread_pool& fsPool, workspace::WorkspaceStore& store,
                config::NpmConfig config, Metrics& metrics);
 
-  // Removes the staging directories of saves interrupted by a crash. Call once after the store
-  // is open, before serving.
+  // Removes the staging directories of saves interrupted by a crash, leaving those that a running
+  // replica sharing the directory is using. Call once after the store is open, before serving.
   void removeLeftovers();
 
   // Brings the packages `workspace` needs into a staging directory, running npm when the package
@@ -51,8 +59,8 @@ class NpmInstaller {
   // npm failure, npm missing, the NPM_INSTALL_TIMEOUT expired: npm is killed) or StorageFailed.
   boost::asio::awaitable<Result<StagedPackages>> prepare(workspace::Workspace workspace);
 
-  // Blocking: call on the file-system pool. Exchanges the staged packages into the workspace
-  // directory, saves `workspace` with the store (workspace.yaml last: the commit point), then
+  // Blocking: call on the file-system pool. Takes the workspace's lock, exchanges the staged
+  // packages into the workspace directory, saves `workspace` with the store (workspace.yaml last: the commit point), then
   // removes the staging directory, which holds the previous packages. If the save fails the
   // exchange is undone, so the previous version keeps its packages.
   Result<workspace::StoredWorkspace> commit(const workspace::Workspace& workspace, const StagedPackages& staged);

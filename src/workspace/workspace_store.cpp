@@ -5,6 +5,7 @@
 #include "common/text.hpp"
 #include "workspace/codegen.hpp"
 #include "workspace/validation.hpp"
+#include "workspace/workspace_lock.hpp"
 #include "workspace/yaml_json.hpp"
 
 #include <boost/json.hpp>
@@ -107,7 +108,7 @@ void setScriptVersions(StoredWorkspace& stored) {
 
 }  // namespace
 
-Result<void> writeFileAtomic(const fs::path& path, std::string_view content) {
+Result<FileIdentity> writeFileAtomic(const fs::path& path, std::string_view content) {
   auto temp = path.parent_path() / ("." + path.filename().string() + std::string(kTempMarker) + uniqueSuffix());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return storageError("cannot create", temp, errno);
@@ -129,13 +130,23 @@ Result<void> writeFileAtomic(const fs::path& path, std::string_view content) {
     ::unlink(temp.c_str());
     return storageError("cannot fsync", temp, err);
   }
+  // The identity of what we wrote, taken before the rename: a stat of `path` after it could see
+  // a file that another process renamed there in between.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return storageError("cannot stat", temp, err);
+  }
   ::close(fd);
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
     return storageError("cannot rename", path, err);
   }
-  return fsyncDirectory(path.parent_path());
+  if (auto r = fsyncDirectory(path.parent_path()); !r) return r.error();
+  return identityOf(st);
 }
 
 WorkspaceStore::WorkspaceStore(config::StoreConfig config)
@@ -159,6 +170,10 @@ Result<void> WorkspaceStore::open() {
       continue;
     }
     if (!entry.is_directory() || name.starts_with(".")) continue;
+    // Another replica sharing the directory may be writing this workspace right now: its temp
+    // files are not leftovers. Held by nobody, the lock proves they are.
+    auto lock = WorkspaceLock::tryAcquire(root_, name);
+    if (!lock) continue;
     for (const auto& file : fs::directory_iterator(entry.path(), ec))
       if (file.path().filename().string().find(kTempMarker) != std::string::npos) fs::remove(file.path(), ec);
   }
@@ -178,9 +193,8 @@ Result<StoredWorkspace> WorkspaceStore::save(const Workspace& workspace) {
   stored.fingerprint = text::fingerprint(yaml);
   setScriptVersions(stored);
   if (auto r = syncScripts(stored); !r) return r.error();
-  if (auto r = writeFileAtomic(dir / kYamlName, yaml); !r) return r.error();
-  auto identity = statIdentity((dir / kYamlName).c_str());
-  if (!identity) return storageError("cannot stat", dir / kYamlName, errno);
+  auto identity = writeFileAtomic(dir / kYamlName, yaml);
+  if (!identity) return identity.error();
   stored.identity = *identity;
   collectScripts(workspace.name, stored);
   log::store()->info("[ws:{}] saved {} function(s)", workspace.name, workspace.functions.size());
@@ -210,8 +224,23 @@ Result<StoredWorkspace> WorkspaceStore::load(const std::string& name) const {
   }
 }
 
+Result<WorkspaceLock> WorkspaceStore::lock(const std::string& name) const {
+  return WorkspaceLock::acquire(root_, name);
+}
+
+Result<StoredWorkspace> WorkspaceStore::loadSynced(const std::string& name) {
+  auto held = lock(name);
+  if (!held) return held.error();
+  auto stored = load(name);
+  if (!stored) return stored;
+  if (auto synced = syncScripts(*stored); !synced) return synced.error();
+  return stored;
+}
+
 Result<void> WorkspaceStore::remove(const std::string& name) {
   auto dir = directory(name);
+  auto held = lock(name);
+  if (!held) return held.error();
   std::error_code ec;
   if (!fs::exists(dir / kYamlName, ec)) return Error{Errc::WorkspaceNotFound, "Workspace \"" + name + "\" not found"};
   // Rename first so that the workspace disappears at once and a crash leaves only trash.
@@ -319,6 +348,10 @@ void WorkspaceStore::collectScripts(const std::string& name, const StoredWorkspa
 std::size_t WorkspaceStore::regenerateAll() {
   std::size_t count = 0;
   for (const auto& name : list()) {
+    // Under the workspace's lock, so that replicas starting together (or a replica saving this
+    // workspace meanwhile) never leave scripts generated from an older workspace.yaml.
+    auto held = lock(name);
+    if (!held) continue;  // lock() logged it
     auto stored = load(name);
     if (!stored) continue;  // load() logged it
     if (auto r = syncScripts(*stored); !r) continue;

@@ -4,6 +4,7 @@
 #include "common/files.hpp"
 #include "config/config.hpp"
 #include "workspace/workspace.hpp"
+#include "workspace/workspace_lock.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -25,7 +26,10 @@
 // never collected, and one already collected falls back to the current version.
 //
 // All methods block on the disk: call them from the file-system thread pool. They are safe to call
-// concurrently for different workspaces; the caller serialises writes to one workspace.
+// concurrently for different workspaces. Writes to one workspace are serialised by its
+// WorkspaceLock, which also holds between processes sharing the directory (replicas on one
+// volume): save() expects the caller to hold it (the npm commit exchanges packages under the same
+// lock); remove(), loadSynced() and regenerateAll() take it themselves.
 namespace customcode::workspace {
 
 // Identifies one version of workspace.yaml: a rename makes a new inode, a rewrite a new mtime.
@@ -66,13 +70,21 @@ class WorkspaceStore {
   Result<void> open();
 
   // Replaces the workspace: generated scripts first, workspace.yaml last, then removes the
-  // scripts superseded for kScriptGrace. Fails with StorageFailed.
+  // scripts superseded for kScriptGrace. The caller holds lock(workspace.name). The identity
+  // returned is that of the file this call wrote. Fails with StorageFailed.
   Result<StoredWorkspace> save(const Workspace& workspace);
+
+  // Blocks until this process holds the workspace's cross-process lock. Fails with StorageFailed.
+  Result<WorkspaceLock> lock(const std::string& name) const;
+
+  // load() and syncScripts() under the workspace's lock: the scripts on disk then match the
+  // workspace.yaml returned, whatever another replica saves at the same time.
+  Result<StoredWorkspace> loadSynced(const std::string& name);
 
   // Reads and validates workspace.yaml. Fails with WorkspaceNotFound or StorageFailed.
   Result<StoredWorkspace> load(const std::string& name) const;
 
-  // Removes the workspace directory. Fails with WorkspaceNotFound or StorageFailed.
+  // Removes the workspace directory, under its lock. Fails with WorkspaceNotFound or StorageFailed.
   Result<void> remove(const std::string& name);
 
   // The names of the stored workspaces, sorted.
@@ -108,7 +120,8 @@ class WorkspaceStore {
   files::Fd rootFd_;  // the root directory, opened once: the per-run stat walks only "NAME/workspace.yaml"
 };
 
-// Writes `content` to `path` atomically. Exposed for tests.
-Result<void> writeFileAtomic(const std::filesystem::path& path, std::string_view content);
+// Writes `content` to `path` atomically and returns the identity of the file written. Exposed for
+// tests.
+Result<FileIdentity> writeFileAtomic(const std::filesystem::path& path, std::string_view content);
 
 }  // namespace customcode::workspace

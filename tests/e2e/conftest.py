@@ -238,8 +238,8 @@ class Service:
 
 
 # What the service itself keeps in its data root, whatever the requests: the staged bootstrap
-# scripts and the npm cache.
-SERVICE_ENTRIES = {".runtime", ".npm-cache", ".network"}
+# scripts, the npm cache, the workers' network rules and the workspace lock files.
+SERVICE_ENTRIES = {".runtime", ".npm-cache", ".network", ".locks"}
 
 
 def stored_entries(path):

@@ -4,6 +4,8 @@
 #include "workspace/codegen.hpp"
 #include "workspace/validation.hpp"
 
+#include "temp_dir.hpp"
+
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace customcode::workspace {
 namespace {
@@ -78,9 +81,7 @@ Workspace hello(std::string name = "ws", std::string_view greeting = "Hello") {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "customcode-store-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    base_ = pattern;
+    base_ = testing::makeTempDir("customcode-store");
     store_ = std::make_unique<WorkspaceStore>(config::StoreConfig{.root = base_ / "functions"});
     ASSERT_TRUE(store_->open());
     root_ = store_->root();
@@ -307,7 +308,7 @@ TEST_F(StoreTest, RemoveDeletesTheWorkspaceDirectory) {
   ASSERT_TRUE(removed) << removed.error().message;
   EXPECT_EQ(store().load("a").error().code, Errc::WorkspaceNotFound);
   EXPECT_THAT(store().list(), ElementsAre("b"));
-  EXPECT_THAT(entriesOf(root_), ElementsAre("b"));  // no trash left behind
+  EXPECT_THAT(entriesOf(root_), UnorderedElementsAre(".locks", "b"));  // no trash left behind
 }
 
 TEST_F(StoreTest, RemoveOfAnUnknownWorkspaceIsNotFound) {
@@ -379,9 +380,85 @@ TEST_F(StoreTest, OpenRemovesLeftoversOfInterruptedWrites) {
   WorkspaceStore reopened(config::StoreConfig{.root = root_});
   ASSERT_TRUE(reopened.open());
 
-  EXPECT_THAT(entriesOf(root_), ElementsAre("ws"));
+  EXPECT_THAT(entriesOf(root_), UnorderedElementsAre(".locks", "ws"));
   EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", scriptOf(*saved).filename().string()));
   EXPECT_TRUE(reopened.load("ws"));
+}
+
+TEST_F(StoreTest, OpenKeepsTheTempFilesOfAWorkspaceThatAnotherReplicaIsWriting) {
+  ASSERT_TRUE(store().save(hello()));
+  writeAll(root_ / "ws" / ".workspace.yaml.tmp-1-2-3", "being written");
+  auto writing = store().lock("ws");  // another descriptor: as good as another process for flock
+  ASSERT_TRUE(writing);
+
+  WorkspaceStore reopened(config::StoreConfig{.root = root_});
+  ASSERT_TRUE(reopened.open());
+
+  EXPECT_TRUE(fs::exists(root_ / "ws" / ".workspace.yaml.tmp-1-2-3"));
+}
+
+TEST_F(StoreTest, SaveReturnsTheIdentityOfTheYamlItWrote) {
+  auto saved = store().save(hello());
+  ASSERT_TRUE(saved);
+
+  EXPECT_THAT(store().identity("ws"), Optional(saved->identity));
+}
+
+TEST_F(StoreTest, AFileReplacedByAnotherReplicaHasAnotherIdentity) {
+  WorkspaceStore other(config::StoreConfig{.root = root_});
+  ASSERT_TRUE(other.open());
+  auto mine = store().save(hello("ws", "Hello"));
+  ASSERT_TRUE(mine);
+
+  auto theirs = other.save(hello("ws", "Hi"));
+  ASSERT_TRUE(theirs);
+
+  EXPECT_NE(mine->identity, theirs->identity);
+  EXPECT_THAT(store().identity("ws"), Optional(theirs->identity));
+}
+
+TEST_F(StoreTest, ConcurrentSavesThroughTwoStoresLeaveOneWholeVersion) {
+  // Two stores on one directory, as two replicas on one volume; each save holds the workspace's
+  // lock as the npm commit does. Every version has two functions with the same greeting.
+  WorkspaceStore other(config::StoreConfig{.root = root_});
+  ASSERT_TRUE(other.open());
+  auto version = [](std::string greeting) {
+    return workspaceOf("ws", R"({"functions": {"a": {"code": "return ')" + greeting + R"(';"},
+                                               "b": {"code": "return ')" + greeting + R"(';"}}})");
+  };
+  auto saveMany = [&](WorkspaceStore& into, std::string prefix) {
+    for (int i = 0; i < 50; ++i) {
+      auto held = into.lock("ws");
+      ASSERT_TRUE(held);
+      ASSERT_TRUE(into.save(version(prefix + std::to_string(i))));
+    }
+  };
+
+  std::thread first([&] { saveMany(store(), "first"); });
+  std::thread second([&] { saveMany(other, "second"); });
+  first.join();
+  second.join();
+
+  auto loaded = store().load("ws");
+  ASSERT_TRUE(loaded);
+  const auto& functions = loaded->workspace.body.at("functions").as_object();
+  EXPECT_EQ(functions.at("a").at("code"), functions.at("b").at("code"));
+  auto script = readAll(scriptOf(*loaded));
+  EXPECT_EQ(script, generateScript(Language::Node, loaded->workspace, loaded->fingerprint));
+  for (const auto& entry : entriesOf(root_ / "ws"))  // superseded scripts stay for kScriptGrace
+    EXPECT_TRUE(entry == "workspace.yaml" || (entry.starts_with("functions-") && entry.ends_with(".js"))) << entry;
+}
+
+TEST_F(StoreTest, LoadSyncedRewritesADamagedScript) {
+  auto saved = store().save(hello("ws", "Hello"));
+  ASSERT_TRUE(saved);
+  auto expected = readAll(scriptOf(*saved));
+  writeAll(scriptOf(*saved), "// damaged");
+
+  auto synced = store().loadSynced("ws");
+
+  ASSERT_TRUE(synced);
+  EXPECT_EQ(readAll(scriptOf(*synced)), expected);
 }
 
 TEST_F(StoreTest, WriteFileAtomicReplacesContentWithoutLeavingTempFiles) {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the container image from the Containerfile with podman (or docker).
+#   IMAGE   name of the image to build          (default customcode:latest)
+#   BASE    base image of both stages           (default debian:13-slim)
+#   ENGINE  podman or docker                    (default: podman if installed, else docker)
+# When BASE is neither present nor pullable (a machine that reaches only Debian's package
+# mirror), the base is made from Debian packages: debootstrap --variant=minbase trixie, imported
+# as BASE. The build stage needs network access to the Debian mirror for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+image=${IMAGE:-customcode:latest}
+base=${BASE:-debian:13-slim}
+engine=${ENGINE:-$(command -v podman || command -v docker || true)}
+[ -n "$engine" ] || { echo "image.sh: neither podman nor docker is installed" >&2; exit 1; }
+engine_args=()
+# runc: crun (podman's default on Debian 12) is not installed everywhere.
+[ "$(basename "$engine")" = podman ] && command -v runc >/dev/null && engine_args+=(--runtime runc)
+
+have_base() { "$engine" image inspect "$base" >/dev/null 2>&1; }
+
+if ! have_base && ! timeout 60 "$engine" pull -q "$base" >/dev/null 2>&1; then
+  echo "image.sh: cannot pull $base; making it with debootstrap (Debian 13, minbase)"
+  command -v debootstrap >/dev/null || { echo "image.sh: debootstrap is not installed" >&2; exit 1; }
+  rootfs=$(mktemp -d /var/tmp/customcode-base.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT
+  debootstrap --variant=minbase trixie "$rootfs" >"$rootfs.log" 2>&1 \
+    || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }
+  rm -f "$rootfs.log"
+  # What debian:13-slim drops: apt lists and caches, docs. Keeps the base small.
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/usr/share/doc/* \
+         "$rootfs"/usr/share/man/*
+  tar -C "$rootfs" -c . | "$engine" import --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+fi
+
+format_args=()
+# HEALTHCHECK is part of the docker image format only; podman builds OCI images by default.
+[ "$(basename "$engine")" = podman ] && format_args+=(--format docker)
+"$engine" "${engine_args[@]}" build "${format_args[@]}" --build-arg "BASE=$base" -t "$image" -f Containerfile .
+"$engine" image inspect "$image" --format '{{.Size}}' | awk -v i="$image" '{ printf "image.sh: built %s, %.0f MB\n", i, $1 / 1e6 }'

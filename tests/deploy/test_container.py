@@ -1,0 +1,265 @@
+"""The container image behind HAProxy: builds the image (scripts/image.sh, which makes the Debian 13
+base with debootstrap when it cannot be pulled), starts two containers on one shared volume with
+the sandbox on, puts deploy/haproxy/haproxy.cfg in front, and checks the README's curl examples,
+save/run/delete, concurrent saves through both replicas, the drain on SIGTERM, and a replica
+killed under load. Skipped only where neither podman nor docker is installed."""
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tests"))
+from haproxy_proxy import Proxy, free_port  # noqa: E402 - tests/haproxy_proxy.py
+
+IMAGE = os.environ.get("CUSTOMCODE_TEST_IMAGE", "localhost/customcode:e2e")
+ENGINE = shutil.which("podman") or shutil.which("docker")
+UNIQUE = f"customcode-e2e-{os.getpid()}"
+# Explicit limits, within this process's own (podman's default open-file limit can exceed them).
+NOFILE = min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+NPROC = min(8192, resource.getrlimit(resource.RLIMIT_NPROC)[1])
+HELLO = {"hello": {"code": 'return "Hello " + name;', "parameters": {"name": {"type": "string"}}}}
+
+pytestmark = pytest.mark.skipif(ENGINE is None, reason="neither podman nor docker is installed: "
+                                                       "the container test needs one of them")
+
+
+def engine(*args, check=True, timeout=120):
+    command = [ENGINE]
+    if os.path.basename(ENGINE) == "podman" and shutil.which("runc"):
+        command += ["--runtime", "runc"]
+    out = subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(command + list(args))}: {out.stderr}")
+    return out
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def answers(url):
+    try:
+        return requests.get(url + "/sys/healthcheck", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Replica:
+    def __init__(self, name, volume):
+        self.name, self.volume, self.port = name, volume, free_port()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self):
+        # The sandbox's one added privilege: an unmasked /proc (bubblewrap mounts a new one).
+        # Limits are explicit: the engine's defaults differ between machines.
+        engine("run", "-d", "--name", self.name, "--security-opt", "unmask=ALL",
+               "--ulimit", f"nofile={NOFILE}:{NOFILE}", "--ulimit", f"nproc={NPROC}:{NPROC}",
+               # debug: a worker logs when a call has run for FUNCTIONS_LONG_RUN_AFTER (in flight).
+               "-e", "LOG_LEVEL=debug",
+               "-p", f"127.0.0.1:{self.port}:80", "-v", f"{self.volume}:/data", IMAGE)
+        self.wait_ready()
+
+    def wait_ready(self):
+        wait_for(lambda: answers(self.url), 60, f"{self.name} to answer:\n{self.logs()}")
+
+    def logs(self):
+        out = engine("logs", self.name, check=False)
+        return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def image():
+    assert shutil.which("haproxy"), "haproxy is missing: scripts/setup.sh installs it"
+    started = time.monotonic()
+    out = subprocess.run([str(ROOT / "scripts" / "image.sh")], env=dict(os.environ, IMAGE=IMAGE),
+                         capture_output=True, text=True, timeout=3600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    print(f"image built in {time.monotonic() - started:.0f} s: {out.stdout.strip().splitlines()[-1]}")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def cluster(image):
+    volume = f"{UNIQUE}-functions"
+    engine("volume", "create", volume)
+    replicas = [Replica(f"{UNIQUE}-{n}", volume) for n in ("a", "b")]
+    proxy = None
+    try:
+        for r in replicas:
+            r.run()
+        proxy = Proxy([r.port for r in replicas])
+        yield replicas, proxy
+    finally:
+        if proxy:
+            proxy.stop()
+        for r in replicas:
+            engine("rm", "-f", "-t", "0", r.name, check=False)
+        engine("volume", "rm", "-f", volume, check=False)
+
+
+def test_each_replica_runs_its_workers_in_the_bubblewrap_sandbox(cluster):
+    replicas, proxy = cluster
+    for r in replicas:
+        health = requests.get(r.url + "/sys/healthcheck", timeout=5).json()
+        assert health["healthy"] is True
+        assert "warnings" not in health.get("details", {}), health  # no fallback to SANDBOX=none
+        assert "sandbox: bubblewrap" in r.logs()
+
+
+def readme_curl_examples():
+    """The two curl commands of the README's quick start, and what the README says they answer."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(curl .*?)```", text, re.S).group(1)
+    commands = re.findall(r"(curl .*?)\n# -> (.*?)\n", block, re.S)
+    assert len(commands) == 2, block
+    return commands
+
+
+def test_the_readme_curl_examples_pass_through_the_proxy(cluster):
+    _, proxy = cluster
+    (save, save_answer), (run, run_answer) = readme_curl_examples()
+    assert "http://localhost:4000" in save and "http://localhost:4000" in run
+
+    saved = subprocess.run(["bash", "-c", save.replace("http://localhost:4000", proxy.url) + " --silent"],
+                           capture_output=True, text=True, timeout=60)
+    ran = subprocess.run(["bash", "-c", run.replace("http://localhost:4000", proxy.url) + " --silent"],
+                         capture_output=True, text=True, timeout=60)
+
+    body = re.search(r"--data '(.*)'", save, re.S).group(1)
+    assert save_answer == "the same body"
+    assert json.loads(saved.stdout) == json.loads(body)
+    expected = json.loads(run_answer)
+    answer = json.loads(ran.stdout)
+    assert answer["result"] == expected["result"] and answer["logs"] == expected["logs"]
+    assert isinstance(answer["duration"], int) and answer["duration"] >= 0
+
+
+def test_save_run_and_delete_through_the_proxy_are_seen_by_both_replicas(cluster):
+    replicas, proxy = cluster
+    assert requests.post(f"{proxy.url}/v2/functions/c-crud", json={"functions": HELLO}, timeout=60).status_code == 200
+    for r in replicas:
+        run = requests.post(f"{r.url}/v2/functions/c-crud/run/hello", json={"parameters": {"name": "x"}}, timeout=60)
+        assert run.json()["result"] == "Hello x"
+
+    assert requests.delete(f"{proxy.url}/v2/functions/c-crud", timeout=60).status_code == 200
+
+    for r in replicas:
+        assert requests.get(f"{r.url}/v2/functions/c-crud", timeout=10).status_code == 404
+        assert requests.post(f"{r.url}/v2/functions/c-crud/run/hello", json={}, timeout=10).status_code == 404
+
+
+def test_concurrent_saves_through_both_replicas_leave_one_version_both_agree_on(cluster):
+    replicas, _ = cluster
+    for round_ in range(5):
+        barrier = threading.Barrier(2)
+        statuses = []
+
+        def save(replica, tag):
+            functions = {"first": {"code": f"return '{tag}';"}, "second": {"code": f"return '{tag}';"}}
+            barrier.wait(10)
+            statuses.append(requests.post(f"{replica.url}/v2/functions/c-race", json={"functions": functions},
+                                          timeout=60).status_code)
+
+        threads = [threading.Thread(target=save, args=(r, f"{r.name[-1]}{round_}")) for r in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        assert statuses == [200, 200]
+        stored = {requests.get(f"{r.url}/v2/functions/c-race", timeout=10).text for r in replicas}
+        assert len(stored) == 1
+        winner = re.findall(r"return '([^']*)'", stored.pop())
+        assert len(set(winner)) == 1
+        for r in replicas:
+            for fn in ("first", "second"):
+                run = requests.post(f"{r.url}/v2/functions/c-race/run/{fn}", json={}, timeout=60)
+                assert run.json()["result"] == winner[0]
+
+
+def test_sigterm_drains_and_the_container_exits_zero(cluster):
+    replicas, proxy = cluster
+    victim = replicas[1]
+    slow = {"slow": {"code": "await new Promise(r => setTimeout(r, 3000)); return 'done';"}}
+    assert requests.post(f"{victim.url}/v2/functions/c-drain", json={"functions": slow}, timeout=60).status_code == 200
+    result = {}
+
+    def run():
+        result["run"] = requests.post(f"{victim.url}/v2/functions/c-drain/run/slow", json={}, timeout=60)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    wait_for(lambda: "[ws:c-drain]" in victim.logs() and "a call runs for over" in victim.logs(), 20,
+             "the run to be in flight")
+    engine("stop", "-t", "30", victim.name, timeout=60)
+    runner.join(60)
+
+    assert result["run"].status_code == 200 and result["run"].json()["result"] == "done"
+    state = engine("inspect", "--format", "{{.State.ExitCode}}", victim.name).stdout.strip()
+    assert state == "0", victim.logs()
+    engine("start", victim.name)
+    victim.wait_ready()
+
+
+def test_a_replica_killed_under_load_fails_only_its_in_flight_runs(cluster):
+    replicas, proxy = cluster
+    names = [f"c-load{i}" for i in range(40)]
+    for name in names:
+        assert requests.post(f"{proxy.url}/v2/functions/{name}", json={"functions": HELLO}, timeout=60).status_code == 200
+    victim = replicas[0]
+    stop = threading.Event()
+    counts = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+    connections = 8
+
+    def load(offset):
+        session = requests.Session()
+        i = offset
+        while not stop.is_set():
+            name = names[i % len(names)]
+            i += connections
+            try:
+                r = session.post(f"{proxy.url}/v2/functions/{name}/run/hello", json={"parameters": {"name": "x"}},
+                                 timeout=30)
+                ok = r.status_code == 200
+            except requests.RequestException:
+                ok = False
+                session = requests.Session()
+            with lock:
+                counts["ok" if ok else "failed"] += 1
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: counts["ok"] > 200, 60, "load to get going")
+    engine("kill", "-s", "KILL", victim.name)
+    before = dict(counts)
+    wait_for(lambda: counts["ok"] > before["ok"] + 400, 60, "load to go on after the kill")
+    stop.set()
+    for t in threads:
+        t.join(60)
+
+    # Only the requests in flight on the killed replica may fail: at most one per connection.
+    assert counts["failed"] <= connections, counts
+    for name in names:  # every workspace, the victim's too, is served by the other replica
+        r = requests.post(f"{proxy.url}/v2/functions/{name}/run/hello", json={"parameters": {"name": "y"}}, timeout=30)
+        assert r.status_code == 200 and r.json()["result"] == "Hello y"
+    engine("start", victim.name)
+    victim.wait_ready()
