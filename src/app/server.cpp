@@ -61,6 +61,8 @@ std::vector<std::string> Server::prepare() {
   problems = sandbox_.prepare({store_.root(), *staged});
   if (!problems.empty()) return problems;
   runtimes_.useSandbox(&sandbox_);
+  metrics_.isolation = pool::isolationName(sandbox_.isolation());
+  api_.setIsolation(metrics_.isolation);
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
   if (config_.pool.longRunAfter.count() > 0 && !pool::canRaisePriority())
     log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "

@@ -162,8 +162,17 @@ const std::vector<Variable>& variables() {
          auto v = text::toLower(text::trim(text));
          if (v == "auto" || v.empty()) c.sandbox.mode = SandboxConfig::Mode::Auto;
          else if (v == "bwrap") c.sandbox.mode = SandboxConfig::Mode::Bwrap;
+         else if (v == "restricted") c.sandbox.mode = SandboxConfig::Mode::Restricted;
          else if (v == "none") c.sandbox.mode = SandboxConfig::Mode::None;
-         else return "must be auto, bwrap or none";
+         else return "must be auto, bwrap, restricted or none";
+         return {};
+       }},
+      {"SANDBOX_TEST_NO_NAMESPACES",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         if (v == "yes" || v == "true" || v == "1") c.sandbox.testNoNamespaces = true;
+         else if (v == "no" || v == "false" || v == "0" || v.empty()) c.sandbox.testNoNamespaces = false;
+         else return "must be yes, true, no or false";
          return {};
        }},
       {"WORKER_MEMORY_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.memoryMaxBytes; })},
