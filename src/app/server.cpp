@@ -58,7 +58,9 @@ std::vector<std::string> Server::prepare() {
   auto staged = runtimes_.stageBootstrap(store_.root());
   if (!staged) return {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH: " + staged.error().message};
   // Before any worker or checker starts: every command goes through the sandbox.
-  problems = sandbox_.prepare({store_.root(), *staged});
+  // What every worker binds: the staged bootstrap (under the data root, so reaching it means
+  // reaching the workspaces too).
+  problems = sandbox_.prepare({*staged});
   if (!problems.empty()) return problems;
   runtimes_.useSandbox(&sandbox_);
   metrics_.isolation = pool::isolationName(sandbox_.isolation());

@@ -46,7 +46,7 @@ class Sandbox {
   // service runs as root, far above the ranges of users and of /etc/subuid.
   static constexpr uid_t kRestrictedUidBase = 1'900'000'000;
   static constexpr uid_t kRestrictedUidCount = 1'000'000;
-  // Directories a worker binds at most (bootstrap, workspace; the probe: data root, bootstrap).
+  // Directories a worker binds at most (bootstrap, workspace).
   static constexpr std::size_t kStageSlots = 4;
 
   explicit Sandbox(config::SandboxConfig config);

@@ -650,9 +650,12 @@ def test_py_gigabyte_result_is_refused(py_target):
 
 # ---- the sandbox itself ----
 
-def test_bwrap_binds_a_workspace_whose_parents_only_root_can_search(make_service, data_base):
-    assert os.stat(data_base).st_mode & 0o777 == 0o700
-    service = start(make_service)
+def test_bwrap_binds_a_workspace_whose_parents_only_root_can_search(make_service, tmp_path):
+    # The data root itself a 0700 directory, under pytest's 0700 directories, as `mktemp -d` makes.
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    assert os.stat(tmp_path).st_mode & 0o777 == 0o700 and os.stat(data).st_mode & 0o777 == 0o700
+    service = start(make_service, data_dir=data)
     assert service.get("/sys/healthcheck").json()["isolation"] == "bwrap"
     assert service.metric('customcode_isolation_level{level="bwrap"}') == 1
     functions = {"f": {"code": "return 1;"}, "p": {"code": "return 2", "language": "python"}}
