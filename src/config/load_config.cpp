@@ -65,6 +65,17 @@ auto path(std::function<std::filesystem::path&(Config&)> field) {
   };
 }
 
+// yes/true/1 or no/false/0 (empty: no).
+auto flag(std::function<bool&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    auto v = text::toLower(text::trim(text));
+    if (v == "yes" || v == "true" || v == "1") field(c) = true;
+    else if (v == "no" || v == "false" || v == "0" || v.empty()) field(c) = false;
+    else return "must be yes, true, no or false";
+    return {};
+  };
+}
+
 const std::vector<Variable>& variables() {
   static const std::vector<Variable> table = {
       {"PORT",
@@ -83,14 +94,7 @@ const std::vector<Variable>& variables() {
       {"REQUEST_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.http.requestMaxSize; })},
       {"SHUTDOWN_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.shutdownGrace; })},
       {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH", path([](Config& c) -> std::filesystem::path& { return c.store.root; })},
-      {"UPDATE_SCRIPTS_ON_STARTUP",
-       [](std::string_view text, Config& c) -> std::string {
-         auto v = text::toLower(text::trim(text));
-         if (v == "yes" || v == "true" || v == "1") c.store.updateScriptsOnStartup = true;
-         else if (v == "no" || v == "false" || v == "0" || v.empty()) c.store.updateScriptsOnStartup = false;
-         else return "must be yes, true, no or false";
-         return {};
-       }},
+      {"UPDATE_SCRIPTS_ON_STARTUP", flag([](Config& c) -> bool& { return c.store.updateScriptsOnStartup; })},
       {"FUNCTIONS_WORKERS_MAX_LRU",
        [](std::string_view text, Config& c) -> std::string {
          auto v = parseInteger(text);
@@ -167,14 +171,7 @@ const std::vector<Variable>& variables() {
          else return "must be auto, bwrap, restricted or none";
          return {};
        }},
-      {"SANDBOX_TEST_NO_NAMESPACES",
-       [](std::string_view text, Config& c) -> std::string {
-         auto v = text::toLower(text::trim(text));
-         if (v == "yes" || v == "true" || v == "1") c.sandbox.testNoNamespaces = true;
-         else if (v == "no" || v == "false" || v == "0" || v.empty()) c.sandbox.testNoNamespaces = false;
-         else return "must be yes, true, no or false";
-         return {};
-       }},
+      {"SANDBOX_TEST_NO_NAMESPACES", flag([](Config& c) -> bool& { return c.sandbox.testNoNamespaces; })},
       {"WORKER_MEMORY_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.memoryMaxBytes; })},
       {"WORKER_TMP_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.tmpMaxBytes; })},
       {"NODE_PERMISSION_MODEL",
