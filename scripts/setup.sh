@@ -11,6 +11,9 @@ packages=(
   bubblewrap wrk libseccomp-dev pkg-config
   python3-numpy python3-pandas python3-tabulate python3-dateparser python3-urllib3 python3-docx
 )
+# Worker network isolation (docs/security.md): pasta, nftables, unshare (util-linux), and iproute2
+# for the tests' own "outside" namespace.
+packages+=(passt nftables util-linux iproute2)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

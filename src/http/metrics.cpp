@@ -44,6 +44,10 @@ std::string renderMetrics(const Metrics& m) {
          "# TYPE customcode_isolation_level gauge\n";
   for (const auto* level : {"bwrap", "restricted", "none"})
     out += fmt::format("customcode_isolation_level{{level=\"{}\"}} {}\n", level, m.isolation == level ? 1 : 0);
+  out += "# HELP customcode_worker_network The network workers get (WORKER_NETWORK in effect): 1 for the mode in force.\n"
+         "# TYPE customcode_worker_network gauge\n";
+  for (const auto* mode : {"isolated", "host", "none"})
+    out += fmt::format("customcode_worker_network{{mode=\"{}\"}} {}\n", mode, m.workerNetwork == mode ? 1 : 0);
   return out;
 }
 

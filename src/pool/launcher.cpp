@@ -4,8 +4,8 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <poll.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -60,8 +60,9 @@ const char* stepName(int step) {
     case 6: return "setuid";
     case 7: return "prctl";
     case 8: return "exec";
-    case 9: return "private bind mount";
-    case 10: return "sandbox set-up";
+    case 9: return "setns";
+    case 10: return "private bind mount";
+    case 11: return "sandbox set-up";
     default: return "start";
   }
 }
@@ -88,6 +89,8 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
 
   pid_t pid = ::fork();
   if (pid == 0) {
+    for (int ns : spec.joinNamespaces)
+      if (::setns(ns, 0) != 0) childFail(status.write, 9);
     // Move every fd we keep above 10 first, so the dup2s below cannot clobber one another.
     int in = ::fcntl(requests.read, F_DUPFD_CLOEXEC, 10);
     int outFrames = ::fcntl(frames.write, F_DUPFD_CLOEXEC, 10);
@@ -116,9 +119,9 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) childFail(st, 4);
     if (!spec.privateBinds.empty()) {
       if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
-        childFail(st, 9);
+        childFail(st, 10);
       for (const auto& [source, target] : spec.privateBinds)
-        if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) childFail(st, 9);
+        if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) childFail(st, 10);
     }
     if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0))
       childFail(st, 5);
@@ -126,7 +129,7 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     // After the uid switch: changing credentials clears the parent-death signal.
     if (spec.dieWithParent && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
     if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
-    if (spec.beforeExec && !spec.beforeExec(spec.beforeExecContext.get())) childFail(st, 10);
+    if (spec.beforeExec && !spec.beforeExec(spec.beforeExecContext.get())) childFail(st, 11);
     ::execve(argv[0], argv.data(), envp.data());
     childFail(st, 8);
   }

@@ -46,6 +46,8 @@ struct LaunchSpec {
   // without namespaces (no_new_privs, a seccomp filter). Returns false, errno set, on failure.
   bool (*beforeExec)(const void* context) = nullptr;
   std::shared_ptr<const void> beforeExecContext;
+  // Namespaces (open /proc/PID/ns/* fds, in order) the child joins first (network/worker_network.hpp).
+  std::vector<int> joinNamespaces;
 };
 
 // The parent's ends of a started child. The caller owns the fds.

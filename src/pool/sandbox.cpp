@@ -1,6 +1,7 @@
 #include "pool/sandbox.hpp"
 
 #include "common/log.hpp"
+#include "network/worker_network.hpp"
 #include "pool/confinement.hpp"
 
 #include <sys/prctl.h>
@@ -233,6 +234,7 @@ LaunchSpec Sandbox::wrapInBwrap(LaunchSpec spec, const SandboxView& view) const 
     spec.uid = kSandboxUid;
     spec.gid = kSandboxGid;
   }
+  if (network_ != nullptr) network_->join(spec);
   return spec;
 }
 

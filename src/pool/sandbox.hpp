@@ -15,6 +15,10 @@
 // system directories, its bootstrap and its own workspace (all read-only) and a small private /tmp.
 // Where namespaces are refused, the restricted mode confines it without them (a uid of its own,
 // Landlock, seccomp: pool/confinement.hpp). Resource limits apply in every mode.
+namespace customcode::network {
+class WorkerNetwork;
+}
+
 namespace customcode::pool {
 
 class SeccompFilter;
@@ -72,6 +76,8 @@ class Sandbox {
   // Adds what else is weaker than asked (e.g. a Node.js without a permission model).
   void addWarning(std::string warning) { warnings_.push_back(std::move(warning)); }
   std::string describe() const;
+  // Sandboxed processes start in this network (network/worker_network.hpp); null: the host's.
+  void useNetwork(const network::WorkerNetwork* network) { network_ = network; }
 
  private:
   // Bubblewrap's arguments; `sources[i]` is where view.readOnly[i] is bound from.
@@ -94,6 +100,7 @@ class Sandbox {
   std::filesystem::path stageDir_;  // empty: bwrap binds by path
   std::shared_ptr<const SeccompFilter> seccomp_;
   mutable uid_t nextUid_ = 0;  // restricted mode: offset of the next worker's uid
+  const network::WorkerNetwork* network_ = nullptr;
   std::vector<std::string> warnings_;
 };
 

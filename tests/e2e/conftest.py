@@ -239,7 +239,7 @@ class Service:
 
 # What the service itself keeps in its data root, whatever the requests: the staged bootstrap
 # scripts and the npm cache.
-SERVICE_ENTRIES = {".runtime", ".npm-cache"}
+SERVICE_ENTRIES = {".runtime", ".npm-cache", ".network"}
 
 
 def stored_entries(path):
