@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest
   python3 python3-pytest python3-requests python3-yaml python3-jsonschema
-  bubblewrap wrk
+  bubblewrap wrk libseccomp-dev pkg-config
   python3-numpy python3-pandas python3-tabulate python3-dateparser python3-urllib3 python3-docx
 )
 # Worker network isolation (docs/security.md): pasta, nftables, unshare (util-linux), and iproute2

@@ -62,11 +62,15 @@ std::vector<std::string> Server::prepare() {
   auto staged = runtimes_.stageBootstrap(store_.root());
   if (!staged) return {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH: " + staged.error().message};
   // Before any worker or checker starts: every command goes through the sandbox.
-  problems = sandbox_.prepare({store_.root(), *staged});
+  // What every worker binds: the staged bootstrap (under the data root, so reaching it means
+  // reaching the workspaces too).
+  problems = sandbox_.prepare({*staged});
   if (!problems.empty()) return problems;
   problems = prepareNetwork();
   if (!problems.empty()) return problems;
   runtimes_.useSandbox(&sandbox_);
+  metrics_.isolation = pool::isolationName(sandbox_.isolation());
+  api_.setIsolation(metrics_.isolation);
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
   if (config_.pool.longRunAfter.count() > 0 && !pool::canRaisePriority())
     log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "

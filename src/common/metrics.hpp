@@ -31,6 +31,7 @@ struct Metrics {
   std::uint64_t npmInstalls = 0;         // npm runs started at save time
   std::uint64_t npmInstallFailures = 0;  // of which failed or timed out
   std::uint64_t httpRequests = 0;
+  std::string isolation = "none";  // the sandbox mode in effect: bwrap, restricted or none
   std::string workerNetwork = "host";  // WORKER_NETWORK in effect: isolated, host or none
   std::uint64_t httpConnectionsOpen = 0;
   std::uint64_t httpConnectionsRefusedLimit = 0;        // closed at once: HTTP_MAX_CONNECTIONS reached

@@ -71,12 +71,15 @@ struct NpmConfig {
 
 // How workers are isolated from the host (docs/security.md).
 struct SandboxConfig {
-  enum class Mode { Auto, Bwrap, None };
-  Mode mode = Mode::Auto;                          // SANDBOX: auto, bwrap or none
+  enum class Mode { Auto, Bwrap, Restricted, None };
+  Mode mode = Mode::Auto;                          // SANDBOX: auto, bwrap, restricted or none
   std::filesystem::path bwrapPath = "/usr/bin/bwrap";
   std::size_t memoryMaxBytes = 1024 * 1024 * 1024;  // WORKER_MEMORY_MAX_SIZE (per worker)
   std::size_t tmpMaxBytes = 16 * 1024 * 1024;       // WORKER_TMP_MAX_SIZE (its private /tmp)
   bool nodePermissionModel = true;                  // NODE_PERMISSION_MODEL
+  // SANDBOX_TEST_NO_NAMESPACES: a test switch that makes the bubblewrap probe fail as on a host
+  // that refuses namespaces, so that the weaker modes are tested on purpose.
+  bool testNoNamespaces = false;
 };
 
 // What the network of a worker reaches (docs/security.md, "Network").

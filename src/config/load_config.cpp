@@ -73,6 +73,17 @@ auto path(std::function<std::filesystem::path&(Config&)> field) {
   };
 }
 
+// yes/true/1 or no/false/0 (empty: no).
+auto flag(std::function<bool&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    auto v = text::toLower(text::trim(text));
+    if (v == "yes" || v == "true" || v == "1") field(c) = true;
+    else if (v == "no" || v == "false" || v == "0" || v.empty()) field(c) = false;
+    else return "must be yes, true, no or false";
+    return {};
+  };
+}
+
 const std::vector<Variable>& variables() {
   static const std::vector<Variable> table = {
       {"PORT",
@@ -100,14 +111,7 @@ const std::vector<Variable>& variables() {
       {"HTTP_IDLE_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.idleTimeout; })},
       {"HTTP_HEADER_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.http.headerTimeout; })},
       {"FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH", path([](Config& c) -> std::filesystem::path& { return c.store.root; })},
-      {"UPDATE_SCRIPTS_ON_STARTUP",
-       [](std::string_view text, Config& c) -> std::string {
-         auto v = text::toLower(text::trim(text));
-         if (v == "yes" || v == "true" || v == "1") c.store.updateScriptsOnStartup = true;
-         else if (v == "no" || v == "false" || v == "0" || v.empty()) c.store.updateScriptsOnStartup = false;
-         else return "must be yes, true, no or false";
-         return {};
-       }},
+      {"UPDATE_SCRIPTS_ON_STARTUP", flag([](Config& c) -> bool& { return c.store.updateScriptsOnStartup; })},
       {"FUNCTIONS_WORKERS_MAX_LRU",
        [](std::string_view text, Config& c) -> std::string {
          auto v = parseInteger(text);
@@ -179,10 +183,12 @@ const std::vector<Variable>& variables() {
          auto v = text::toLower(text::trim(text));
          if (v == "auto" || v.empty()) c.sandbox.mode = SandboxConfig::Mode::Auto;
          else if (v == "bwrap") c.sandbox.mode = SandboxConfig::Mode::Bwrap;
+         else if (v == "restricted") c.sandbox.mode = SandboxConfig::Mode::Restricted;
          else if (v == "none") c.sandbox.mode = SandboxConfig::Mode::None;
-         else return "must be auto, bwrap or none";
+         else return "must be auto, bwrap, restricted or none";
          return {};
        }},
+      {"SANDBOX_TEST_NO_NAMESPACES", flag([](Config& c) -> bool& { return c.sandbox.testNoNamespaces; })},
       {"WORKER_MEMORY_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.memoryMaxBytes; })},
       {"WORKER_TMP_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.tmpMaxBytes; })},
       {"NODE_PERMISSION_MODEL",

@@ -109,7 +109,7 @@ asio::awaitable<Response> Api::handle(Request request) {
 }
 
 Response Api::healthcheck(const Request& request) const {
-  json::object body{{"healthy", true}};
+  json::object body{{"healthy", true}, {"isolation", isolation_}};
   if (!healthWarnings_.empty()) {
     json::array warnings;
     for (const auto& w : healthWarnings_) warnings.push_back(json::string(w));

@@ -68,6 +68,8 @@ class Api {
 
   // Health details (e.g. a sandbox warning) added to /sys/healthcheck.
   void addHealthWarning(std::string warning) { healthWarnings_.push_back(std::move(warning)); }
+  // The worker isolation in effect, reported by the health check (bwrap, restricted, none).
+  void setIsolation(std::string isolation) { isolation_ = std::move(isolation); }
 
  private:
   asio::awaitable<Response> save(const Request& request, std::string workspace);
@@ -88,6 +90,7 @@ class Api {
   KeyedMutex writes_;
   std::unordered_map<std::string, std::shared_ptr<const workspace::StoredWorkspace>> cache_;
   std::vector<std::string> healthWarnings_;
+  std::string isolation_ = "none";
 };
 
 }  // namespace customcode::http

@@ -42,6 +42,10 @@ std::string renderMetrics(const Metrics& m) {
           m.npmInstalls);
   counter("customcode_npm_install_failures_total", "npm installs that failed or timed out.", m.npmInstallFailures);
   counter("customcode_http_requests_total", "HTTP requests handled.", m.httpRequests);
+  out += "# HELP customcode_isolation_level Worker isolation in effect (1 for the mode in use).\n"
+         "# TYPE customcode_isolation_level gauge\n";
+  for (const auto* level : {"bwrap", "restricted", "none"})
+    out += fmt::format("customcode_isolation_level{{level=\"{}\"}} {}\n", level, m.isolation == level ? 1 : 0);
   out += "# HELP customcode_worker_network The network workers get (WORKER_NETWORK in effect): 1 for the mode in force.\n"
          "# TYPE customcode_worker_network gauge\n";
   for (const auto* mode : {"isolated", "host", "none"})

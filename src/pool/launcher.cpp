@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -70,6 +71,8 @@ const char* stepName(int step) {
     case 7: return "prctl";
     case 8: return "exec";
     case 9: return "setns";
+    case 10: return "private bind mount";
+    case 11: return "sandbox set-up";
     default: return "start";
   }
 }
@@ -126,12 +129,19 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     setLimit(RLIMIT_DATA, l.dataSize, st, 3);
     setLimit(RLIMIT_CORE, l.coreSize, st, 3);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) childFail(st, 4);
+    if (!spec.privateBinds.empty()) {
+      if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+        childFail(st, 10);
+      for (const auto& [source, target] : spec.privateBinds)
+        if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) childFail(st, 10);
+    }
     if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setresgid(*spec.gid, *spec.gid, *spec.gid) != 0))
       childFail(st, 5);
     if (spec.uid && ::setresuid(*spec.uid, *spec.uid, *spec.uid) != 0) childFail(st, 6);
     // After the uid switch: changing credentials clears the parent-death signal.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
+    if (spec.dieWithParent && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
     if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
+    if (spec.beforeExec && !spec.beforeExec(spec.beforeExecContext.get())) childFail(st, 11);
     ::execve(argv[0], argv.data(), envp.data());
     childFail(st, 8);
   }

@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 // Starting a worker process. The child gets fd 3 (requests in), fd 4 (frames out), stdout and
@@ -30,8 +32,20 @@ struct LaunchSpec {
   std::vector<std::string> env;   // the whole environment, NAME=value
   std::filesystem::path cwd;
   ResourceLimits limits;
+  // A parent-death signal (SIGKILL) for the child. Off for bubblewrap, which sets its own once
+  // its sandbox is released: killed before that, it would leave the sandbox's first process
+  // blocked forever, waiting for it.
+  bool dieWithParent = true;
   std::optional<uid_t> uid;  // switch to this uid/gid before exec
   std::optional<gid_t> gid;
+  // Before the uid switch, in a mount namespace of the child's own: each `source` directory is
+  // bound onto its `target` mount point, so the new uid can reach directories whose parents it
+  // could not search (see pool/sandbox.hpp). Needs CAP_SYS_ADMIN.
+  std::vector<std::pair<std::filesystem::path, std::filesystem::path>> privateBinds;
+  // After the uid switch, just before exec (async-signal-safe code only): what the sandbox adds
+  // without namespaces (no_new_privs, a seccomp filter). Returns false, errno set, on failure.
+  bool (*beforeExec)(const void* context) = nullptr;
+  std::shared_ptr<const void> beforeExecContext;
   // Namespaces (open /proc/PID/ns/* fds, in order) the child joins first (network/worker_network.hpp).
   std::vector<int> joinNamespaces;
 };

@@ -259,11 +259,9 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
 
 @pytest.fixture(scope="session")
 def data_base():
-    """Where services keep their data. Not under pytest's tmp_path: that lives in a 0700
-    directory, and the sandboxed workers (uid 65534 when the tests run as root) must be able to
-    reach their workspace directory, which is bound into their sandbox by path."""
+    """Where services keep their data: a 0700 directory (what mktemp -d makes), as a user's would
+    be. Workers reach their own workspace whatever the modes of its parents."""
     base = tempfile.mkdtemp(prefix="customcode-e2e-")
-    os.chmod(base, 0o711)
     yield pathlib.Path(base)
     shutil.rmtree(base, ignore_errors=True)
 
@@ -286,9 +284,12 @@ def make_service(binary, tmp_path, data_base):
 @pytest.fixture(scope="module")
 def shared_service(binary, tmp_path_factory):
     """One default service for a whole test module, for tests that only save and run workspaces
-    of their own (each test uses its own workspace names)."""
+    of their own (each test uses its own workspace names). Its data directory is under pytest's
+    0700 tmp_path_factory, untouched, and it must run with bubblewrap there."""
     service = Service(binary, tmp_path_factory.mktemp("shared"))
     service.start()
+    health = service.get("/sys/healthcheck").json()
+    assert health.get("isolation") == "bwrap", (health, service.log())
     yield service
     service.stop()
 

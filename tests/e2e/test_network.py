@@ -10,6 +10,8 @@ so functions resolve names through the host's resolver configuration as in produ
 import ipaddress
 import json
 import os
+import tempfile
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -274,6 +276,12 @@ def network_service(binary, outside, data_base, name, unprivileged=False, tun_mo
     """A service in a private mount namespace whose /etc/resolv.conf names the outside's resolver.
     `unprivileged`: run it as UNPRIVILEGED_UID, with a /dev/net/tun of `tun_mode` (some hosts,
     this one included, have a 0600 one that only root may open)."""
+    if unprivileged:
+        # data_base is a root-only 0700 directory: an unprivileged service needs a parent it can
+        # search to reach its own data directory.
+        data_base = pathlib.Path(tempfile.gettempdir()) / f"customcode-e2e-unprivileged-{os.getpid()}"
+        data_base.mkdir(exist_ok=True)
+        os.chmod(data_base, 0o711)
     data = data_base / f"network-{name}"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir()

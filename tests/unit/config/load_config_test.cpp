@@ -163,3 +163,16 @@ TEST(LoadConfig, KeepsTheDefaultOfAVariableThatFailedToParse) {
 
 }  // namespace
 }  // namespace customcode::config
+
+TEST(LoadConfig, ParsesTheSandboxModesAndItsTestSwitch) {
+  auto restricted = customcode::config::loadFrom({{"SANDBOX", "restricted"}, {"SANDBOX_TEST_NO_NAMESPACES", "yes"}});
+  ASSERT_TRUE(restricted.errors.empty());
+  EXPECT_EQ(restricted.config.sandbox.mode, customcode::config::SandboxConfig::Mode::Restricted);
+  EXPECT_TRUE(restricted.config.sandbox.testNoNamespaces);
+  EXPECT_FALSE(customcode::config::loadFrom({}).config.sandbox.testNoNamespaces);
+
+  auto bad = customcode::config::loadFrom({{"SANDBOX", "chroot"}, {"SANDBOX_TEST_NO_NAMESPACES", "maybe"}});
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_NE(bad.errors[0].find("SANDBOX"), std::string::npos);
+  EXPECT_NE(bad.errors[1].find("SANDBOX_TEST_NO_NAMESPACES"), std::string::npos);
+}
