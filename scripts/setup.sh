@@ -10,6 +10,7 @@ packages=(
   python3 python3-pytest python3-requests python3-yaml
   bubblewrap wrk
   python3-numpy python3-pandas python3-tabulate python3-dateparser python3-urllib3 python3-docx
+  chromium chromium-driver python3-selenium  # the playground's browser test
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

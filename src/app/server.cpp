@@ -35,6 +35,7 @@ Server::Server(config::Config config)
               },
               config_.pool.startupTimeout),
       checker_(ioc_.get_executor(), runtimes_, config_.pool),
+      playground_(config_.playground),
       api_(http::Api::Dependencies{.loop = ioc_.get_executor(),
                                    .fsPool = fsPool_,
                                    .store = store_,
@@ -42,7 +43,8 @@ Server::Server(config::Config config)
                                    .checker = checker_,
                                    .npm = npm_,
                                    .runtimes = runtimes_,
-                                   .metrics = metrics_},
+                                   .metrics = metrics_,
+                                   .playground = playground_},
            config_),
       listener_(ioc_.get_executor(), config_.http, api_),
       signals_(ioc_, SIGTERM, SIGINT) {}
@@ -61,6 +63,7 @@ std::vector<std::string> Server::prepare() {
   problems = sandbox_.prepare({store_.root(), *staged});
   if (!problems.empty()) return problems;
   runtimes_.useSandbox(&sandbox_);
+  metrics_.isolation = sandbox_.isolated() ? "bwrap" : "none";
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
   if (config_.pool.longRunAfter.count() > 0 && !pool::canRaisePriority())
     log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "
@@ -70,6 +73,8 @@ std::vector<std::string> Server::prepare() {
     api_.addHealthWarning(warning);
   }
   if (config_.store.updateScriptsOnStartup) store_.regenerateAll();
+  if (auto warning = playground_.load()) log::app()->warn("{}", *warning);
+  else if (playground_.enabled()) log::app()->info("playground at /playground/ ({})", config_.playground.dir.string());
   auto port = listener_.open();
   if (!port) {
     problems.push_back(port.error().message);

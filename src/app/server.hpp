@@ -62,6 +62,7 @@ class Server {
   pool::WorkerPool pool_;
   pool::SparePool spares_;
   runtimes::SyntaxChecker checker_;
+  http::Playground playground_;
   http::Api api_;
   http::Listener listener_;
   boost::asio::signal_set signals_;

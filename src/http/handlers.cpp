@@ -3,6 +3,7 @@
 #include "common/async.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "http/browser_guard.hpp"
 #include "http/error_response.hpp"
 #include "http/metrics.hpp"
 #include "http/router.hpp"
@@ -96,6 +97,8 @@ asio::awaitable<Response> Api::handle(Request request) {
     }
     co_return response;
   }
+  if (auto refused = crossSiteProblem(request))
+    co_return errorResponse(*refused, request.version(), request.keep_alive());
   switch (route->kind) {
     case RouteKind::Healthcheck: co_return healthcheck(request);
     case RouteKind::Metrics: co_return metrics(request);
@@ -104,6 +107,7 @@ asio::awaitable<Response> Api::handle(Request request) {
     case RouteKind::GetWorkspace: co_return co_await get(request, std::move(route->workspace));
     case RouteKind::DeleteWorkspace: co_return co_await remove(request, std::move(route->workspace));
     case RouteKind::Run: co_return co_await run(request, std::move(route->workspace), std::move(route->function));
+    case RouteKind::Playground: co_return deps_.playground.serve(request, route->file);
   }
   co_return errorResponse(Error{Errc::RouteNotFound, "Route not found"}, request.version(), request.keep_alive());
 }
@@ -240,7 +244,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
 
   auto worker = co_await deps_.pool.acquire(name, runtime, versionOf((*stored)->identity));
   if (!worker) {
-    deps_.metrics.recordRun("spawn_failed", 0);
+    deps_.metrics.recordRun(runtime, "spawn_failed", 0);
     co_return fail(worker.error());
   }
   const auto acquired = Clock::now();
@@ -269,7 +273,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
 
   switch (reply.status) {
     case pool::ReplyStatus::TimedOut: {
-      deps_.metrics.recordRun("timeout", seconds);
+      deps_.metrics.recordRun(runtime, "timeout", seconds);
       deps_.pool.checkResponsive(*worker);
       log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms", name, (*worker)->pid(), function, timeout.count());
       co_return withTiming(fail(
@@ -277,7 +281,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
           {{"logs", std::move(reply.logs)}, {"duration", elapsedMs}}));
     }
     case pool::ReplyStatus::Died: {
-      deps_.metrics.recordRun(reply.outOfMemory ? "out_of_memory" : "crashed", seconds);
+      deps_.metrics.recordRun(runtime, reply.outOfMemory ? "out_of_memory" : "crashed", seconds);
       Error error = reply.outOfMemory
                         ? Error{Errc::OutOfMemory, "Function \"" + function + "\" ran out of memory: " + reply.failure}
                         : Error{Errc::WorkerDied, "Function \"" + function + "\" failed: " + reply.failure};
@@ -287,7 +291,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   }
 
   if (reply.result) {
-    deps_.metrics.recordRun("ok", seconds);
+    deps_.metrics.recordRun(runtime, "ok", seconds);
     // The result's text as the worker wrote it (validated there): no parse and re-serialisation.
     std::string body;
     body.reserve(reply.result->size() + 48);
@@ -308,17 +312,17 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
     std::string thrownMessage = thrown.contains("message") && thrown.at("message").is_string()
                                     ? std::string(thrown.at("message").get_string()) : "";
     if (thrownName == "ResultTooLarge") {
-      deps_.metrics.recordRun("result_too_large", seconds);
+      deps_.metrics.recordRun(runtime, "result_too_large", seconds);
       co_return withTiming(fail(Error{Errc::ResultTooLarge, thrownMessage}, {{"logs", std::move(reply.logs)}, {"duration", duration}}));
     }
     if (thrownName == "NotFound") {
       co_return withTiming(fail(Error{Errc::FunctionNotFound, thrownMessage}));
     }
-    deps_.metrics.recordRun("error", seconds);
+    deps_.metrics.recordRun(runtime, "error", seconds);
     co_return withTiming(fail(Error{Errc::FunctionFailed, thrownName + ": " + thrownMessage, json::value(thrown)},
                               {{"logs", std::move(reply.logs)}, {"duration", duration}}));
   }
-  deps_.metrics.recordRun("ok", seconds);
+  deps_.metrics.recordRun(runtime, "ok", seconds);
   json::object out;
   out["result"] = frame.contains("result") ? std::move(frame.at("result")) : json::value(nullptr);
   out["logs"] = std::move(reply.logs);

@@ -13,9 +13,18 @@ std::string renderMetrics(const Metrics& m) {
     out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
   };
   out += "# HELP customcode_runs_total Function runs by outcome.\n# TYPE customcode_runs_total counter\n";
-  for (const auto* outcome : {"ok", "error", "timeout", "crashed", "out_of_memory", "result_too_large", "spawn_failed"}) {
+  for (const auto* outcome : Metrics::kOutcomes) {
     auto it = m.runsByOutcome.find(outcome);
     out += fmt::format("customcode_runs_total{{outcome=\"{}\"}} {}\n", outcome, it == m.runsByOutcome.end() ? 0 : it->second);
+  }
+  out += "# HELP customcode_language_runs_total Function runs by language and outcome.\n"
+         "# TYPE customcode_language_runs_total counter\n";
+  for (const auto* language : Metrics::kLanguages) {
+    for (const auto* outcome : Metrics::kOutcomes) {
+      auto it = m.runsByLanguage.find({language, outcome});
+      out += fmt::format("customcode_language_runs_total{{language=\"{}\",outcome=\"{}\"}} {}\n", language, outcome,
+                         it == m.runsByLanguage.end() ? 0 : it->second);
+    }
   }
   out += "# HELP customcode_run_duration_seconds Duration of function runs.\n"
          "# TYPE customcode_run_duration_seconds histogram\n";
@@ -40,6 +49,11 @@ std::string renderMetrics(const Metrics& m) {
           m.npmInstalls);
   counter("customcode_npm_install_failures_total", "npm installs that failed or timed out.", m.npmInstallFailures);
   counter("customcode_http_requests_total", "HTTP requests handled.", m.httpRequests);
+  if (!m.isolation.empty()) {
+    out += "# HELP customcode_isolation_mode How workers are isolated from the host (1 for the mode in use).\n"
+           "# TYPE customcode_isolation_mode gauge\n";
+    out += fmt::format("customcode_isolation_mode{{mode=\"{}\"}} 1\n", m.isolation);
+  }
   return out;
 }
 
