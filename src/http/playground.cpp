@@ -1,13 +1,13 @@
 #include "http/playground.hpp"
 
 #include "common/files.hpp"
+#include "common/text.hpp"
 #include "http/error_response.hpp"
 
 #include <fmt/format.h>
 
 #include <boost/beast/http/field.hpp>
 
-#include <cstdint>
 #include <system_error>
 
 namespace customcode::http {
@@ -22,16 +22,6 @@ constexpr std::string_view kContentSecurityPolicy =
     "connect-src 'self'; "
     "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-// FNV-1a: a stable fingerprint of a file's bytes for its ETag.
-std::uint64_t fingerprint(std::string_view bytes) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 void setCommonHeaders(Response& res) {
   res.set("Content-Security-Policy", kContentSecurityPolicy);
   res.set("X-Content-Type-Options", "nosniff");
@@ -43,9 +33,7 @@ bool etagMatches(std::string_view ifNoneMatch, std::string_view etag) {
   // A list of ETags, possibly weak (W/"..."), or "*".
   while (!ifNoneMatch.empty()) {
     auto comma = ifNoneMatch.find(',');
-    auto item = ifNoneMatch.substr(0, comma);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    auto item = text::trim(ifNoneMatch.substr(0, comma));
     if (item.starts_with("W/")) item.remove_prefix(2);
     if (item == etag || item == "*") return true;
     if (comma == std::string_view::npos) break;
@@ -82,7 +70,7 @@ std::optional<std::string> Playground::load() {
     auto relative = it->path().lexically_relative(config_.dir).generic_string();
     File file;
     file.contentType = std::string(contentTypeOf(relative));
-    file.etag = fmt::format("\"{:016x}-{:x}\"", fingerprint(*body), body->size());
+    file.etag = fmt::format("\"{:016x}-{:x}\"", text::fingerprint(*body), body->size());
     file.immutable = relative.starts_with("assets/");
     file.body = std::move(*body);
     files_.emplace(std::move(relative), std::move(file));

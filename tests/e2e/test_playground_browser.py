@@ -19,7 +19,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def artifacts(binary):
     path = os.path.join(os.path.dirname(binary), "test-artifacts", "playground")
     shutil.rmtree(path, ignore_errors=True)
@@ -111,12 +111,13 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
 
     # Save (Ctrl+S): refused, the error is shown at line 2 and the unsaved code is kept.
     driver.find_element(By.CSS_SELECTOR, "#editor .cm-content").send_keys(Keys.CONTROL, "s")
-    errors = wait(driver).until(EC.visibility_of_element_located((By.ID, "save-errors")))
-    wait(driver).until(lambda d: "line 2" in errors.text)
-    assert "hello: line 2, column" in errors.text and "SyntaxError" in errors.text
-    lines = driver.find_elements(By.CSS_SELECTOR, "#editor .cm-line")
-    assert "cc-error-line" in lines[1].get_attribute("class")
-    assert "cc-error-line" not in lines[0].get_attribute("class")
+    wait(driver).until(lambda d: "line 2" in d.find_element(By.ID, "save-errors").text)
+    errors = driver.find_element(By.ID, "save-errors").text
+    assert "hello: line 2, column" in errors and "SyntaxError" in errors
+    # The editor marks line 2, and only it (read in one script: the editor redraws its lines).
+    marked = driver.execute_script(
+        "return [...document.querySelectorAll('#editor .cm-line')].map(l => l.classList.contains('cc-error-line'))")
+    assert marked == [False, True]
     assert driver.find_elements(By.CSS_SELECTOR, "#editor .cm-lintRange-error")
     assert editor_text(driver) == "\n".join(broken)
     assert service.get("/v2/functions/demo").status_code == 404
@@ -169,3 +170,63 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
     shot("06-reloaded")
     for name in ("01-empty", "02-typed", "03-syntax-error", "04-saved", "05-run", "06-reloaded"):
         assert os.path.getsize(os.path.join(artifacts, name + ".png")) > 10_000
+
+
+def test_errors_raw_json_python_and_function_management_in_a_browser(make_service, browser, artifacts):
+    service = make_service()
+    assert "playground at /playground/" in service.log(), "the playground bundle is not built"
+    functions = {
+        "fails": {"code": 'console.warn("about to fail");\nthrow new TypeError("bad input " + x);',
+                  "parameters": {"x": {"type": "number"}}},
+        "twice": {"code": "return {'doubled': x * 2}", "language": "python",
+                  "parameters": {"x": {"type": "integer", "default": 1}}},
+    }
+    assert service.save("tools", functions).status_code == 200
+    driver = browser
+    driver.get(service.url + "/playground/#ws=tools")
+    wait(driver).until(lambda d: d.find_element(By.ID, "workspace-title").text == "tools")
+    wait(driver).until(lambda d: "throw new TypeError" in editor_text(d))
+
+    # A function that throws: the envelope, its stack and the log line written before.
+    driver.find_element(By.CSS_SELECTOR, '#run-form [data-param="x"]').send_keys("5")
+    driver.find_element(By.ID, "run").click()
+    error = wait(driver).until(EC.visibility_of_element_located((By.ID, "run-error")))
+    assert error.text.startswith("FunctionError: TypeError: bad input 5")
+    assert "fails" in driver.find_element(By.CSS_SELECTOR, "#run-error .stack").text
+    assert "HTTP 500" in driver.find_element(By.ID, "run-summary").text
+    log_row = driver.find_element(By.CSS_SELECTOR, "#logs tr")
+    assert log_row.find_element(By.CSS_SELECTOR, ".level").text == "warn"
+    assert log_row.find_element(By.CSS_SELECTOR, ".message").text == "about to fail"
+    driver.save_screenshot(os.path.join(artifacts, "07-function-error.png"))
+
+    # A Python function run with raw JSON parameters.
+    driver.find_element(By.CSS_SELECTOR, '#function-list [data-function="twice"]').click()
+    wait(driver).until(lambda d: d.find_element(By.ID, "function-language").get_attribute("value") == "python")
+    driver.find_element(By.ID, "raw-json").click()
+    raw = driver.find_element(By.ID, "raw-parameters")
+    assert raw.get_attribute("value").replace(" ", "").replace("\n", "") == '{"x":1}'
+    raw.clear()
+    raw.send_keys('{"x": 21}')
+    driver.find_element(By.ID, "run").click()
+    wait(driver).until(lambda d: d.find_elements(By.ID, "result")
+                       and d.find_element(By.ID, "result").text.replace(" ", "").replace("\n", "") == '{"doubled":42}')
+    driver.save_screenshot(os.path.join(artifacts, "08-python-raw-json.png"))
+
+    # Rename one function, delete the other, add a new JavaScript one; save.
+    name = driver.find_element(By.ID, "function-name")
+    name.send_keys(Keys.CONTROL, "a")
+    name.send_keys("double", Keys.TAB)
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#function-list [data-function="double"]'))
+    driver.find_element(By.CSS_SELECTOR, '#function-list [data-function="fails"]').click()
+    wait(driver).until(lambda d: d.find_element(By.ID, "function-name").get_attribute("value") == "fails")
+    driver.find_element(By.ID, "delete-function").click()
+    driver.switch_to.alert.accept()
+    driver.find_element(By.ID, "add-function").click()
+    wait(driver).until(lambda d: d.find_element(By.ID, "function-name").get_attribute("value") == "newFunction")
+    Select(driver.find_element(By.ID, "function-language")).select_by_value("nodejs")
+    driver.find_element(By.CSS_SELECTOR, "#editor .cm-content").send_keys(Keys.CONTROL, "s")
+    wait(driver).until(lambda d: status(d) == "Saved tools")
+    stored = service.get("/v2/functions/tools").json()["functions"]
+    assert sorted(stored) == ["double", "newFunction"]
+    assert stored["double"]["language"] == "python" and stored["double"]["code"] == functions["twice"]["code"]
+    assert stored["newFunction"] == {"code": "return null;"}

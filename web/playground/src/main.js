@@ -18,6 +18,7 @@ const TEMPLATES = {
   nodejs: 'console.log("called with", name);\nreturn "Hello " + name;',
   python: 'print("called with", name)\nreturn "Hello " + str(name)',
 };
+const NEW_CODE = { nodejs: "return null;", python: "return None" };
 
 // ---- DOM helpers (textContent only) ----
 
@@ -656,8 +657,7 @@ function addFunction() {
   let name = "newFunction";
   while (state.body.functions[name]) name = "newFunction" + ++n;
   const lang = languageOf(currentFn());
-  state.body.functions[name] = { code: lang === "python" ? "return None" : "return null;", language: lang === "python" ? "python" : undefined };
-  if (!state.body.functions[name].language) delete state.body.functions[name].language;
+  state.body.functions[name] = lang === "python" ? { code: NEW_CODE.python, language: "python" } : { code: NEW_CODE.nodejs };
   selectFunction(name);
   renderDirty();
   ui.fnName.select();
@@ -693,10 +693,11 @@ function changeLanguage() {
   const fn = currentFn();
   if (!fn) return;
   const lang = ui.fnLanguage.value;
-  const untouched = Object.values(TEMPLATES).includes(fn.code) || !fn.code.trim();
+  // Code nobody has written yet follows the language; anything else is kept.
+  if (Object.values(NEW_CODE).includes(fn.code) || !fn.code.trim()) fn.code = NEW_CODE[lang];
+  else if (Object.values(TEMPLATES).includes(fn.code)) fn.code = TEMPLATES[lang];
   if (lang === "python") fn.language = "python";
   else delete fn.language;
-  if (untouched) fn.code = TEMPLATES[lang];
   renderFunctions();
   renderDirty();
   loadEditor();
