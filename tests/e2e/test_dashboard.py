@@ -120,3 +120,11 @@ def test_the_checker_catches_a_metric_the_service_does_not_export():
         'sum by (outcome) (rate(customcode_runs_totl{instance=~"$instance",outcome!="ok"}[$__rate_interval]))')
     assert metrics == {"customcode_runs_totl"}
     assert labels == {"outcome", "instance"}
+
+
+@pytest.mark.parametrize("sandbox, mode", [("bwrap", "bwrap"), ("none", "none")])
+def test_the_isolation_mode_metric_is_the_sandbox_in_use(make_service, sandbox, mode):
+    service = make_service(env={"SANDBOX": sandbox})
+    samples = [line for line in service.get("/metrics").text.splitlines()
+               if line.startswith("customcode_isolation_mode")]
+    assert samples == [f'customcode_isolation_mode{{mode="{mode}"}} 1']

@@ -230,3 +230,9 @@ def test_errors_raw_json_python_and_function_management_in_a_browser(make_servic
     assert sorted(stored) == ["double", "newFunction"]
     assert stored["double"]["language"] == "python" and stored["double"]["code"] == functions["twice"]["code"]
     assert stored["newFunction"] == {"code": "return null;"}
+
+    # Delete the workspace: gone from the list and from the server.
+    driver.find_element(By.ID, "delete-workspace").click()
+    driver.switch_to.alert.accept()
+    wait(driver).until(EC.text_to_be_present_in_element((By.ID, "workspace-list"), "no workspace yet"))
+    assert service.get("/v2/functions/tools").status_code == 404
