@@ -29,6 +29,27 @@ void setCommonHeaders(Response& res) {
   res.set("Referrer-Policy", "no-referrer");
 }
 
+// Whether an Accept-Encoding value accepts gzip ("gzip", "gzip;q=0.5", not "gzip;q=0").
+bool acceptsGzip(std::string_view acceptEncoding) {
+  while (!acceptEncoding.empty()) {
+    auto comma = acceptEncoding.find(',');
+    auto item = text::toLower(text::trim(acceptEncoding.substr(0, comma)));
+    auto semicolon = item.find(';');
+    auto coding = text::trim(std::string_view(item).substr(0, semicolon));
+    if (coding == "gzip" || coding == "*") {
+      if (semicolon == std::string::npos) return true;
+      auto params = std::string_view(item).substr(semicolon + 1);
+      auto q = params.find("q=");
+      if (q == std::string_view::npos) return true;
+      auto value = text::trim(params.substr(q + 2));
+      return !(value.starts_with("0") && value.find_first_not_of("0.", 0) == std::string_view::npos);
+    }
+    if (comma == std::string_view::npos) break;
+    acceptEncoding.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 bool etagMatches(std::string_view ifNoneMatch, std::string_view etag) {
   // A list of ETags, possibly weak (W/"..."), or "*".
   while (!ifNoneMatch.empty()) {
@@ -75,6 +96,18 @@ std::optional<std::string> Playground::load() {
     file.body = std::move(*body);
     files_.emplace(std::move(relative), std::move(file));
   }
+  // NAME.gz is the gzipped copy of NAME: served in its place, never on its own.
+  for (auto it = files_.begin(); it != files_.end();) {
+    auto base = it->first.ends_with(".gz") ? files_.find(std::string_view(it->first).substr(0, it->first.size() - 3))
+                                           : files_.end();
+    if (base == files_.end()) {
+      ++it;
+      continue;
+    }
+    base->second.gzipped = std::move(it->second.body);
+    base->second.gzippedEtag = it->second.etag;
+    it = files_.erase(it);
+  }
   if (!built()) {
     files_.clear();
     return "the playground is on but not built (no index.html in " + config_.dir.string() +
@@ -109,21 +142,27 @@ Response Playground::serve(const Request& request, std::string_view path) const 
   if (it == files_.end()) return errorResponse(Error{Errc::RouteNotFound, "Route not found"}, version, keepAlive);
   const File& file = it->second;
 
+  const bool gzip = !file.gzipped.empty() && acceptsGzip(request[bhttp::field::accept_encoding]);
+  const std::string& body = gzip ? file.gzipped : file.body;
+  const std::string& etag = gzip ? file.gzippedEtag : file.etag;
+
   Response res{bhttp::status::ok, version};
   res.keep_alive(keepAlive);
   setCommonHeaders(res);
-  res.set(bhttp::field::etag, file.etag);
+  res.set(bhttp::field::etag, etag);
   res.set(bhttp::field::cache_control, file.immutable ? "public, max-age=31536000, immutable" : "no-cache");
+  if (!file.gzipped.empty()) res.set(bhttp::field::vary, "Accept-Encoding");
   if (auto inm = request.find(bhttp::field::if_none_match);
-      inm != request.end() && etagMatches(inm->value(), file.etag)) {
+      inm != request.end() && etagMatches(inm->value(), etag)) {
     res.result(bhttp::status::not_modified);
     return res;
   }
   res.set(bhttp::field::content_type, file.contentType);
+  if (gzip) res.set(bhttp::field::content_encoding, "gzip");
   if (request.method() == bhttp::verb::head) {
-    res.content_length(file.body.size());
+    res.content_length(body.size());
   } else {
-    res.body() = file.body;
+    res.body() = body;
     res.prepare_payload();
   }
   return res;

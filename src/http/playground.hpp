@@ -13,7 +13,8 @@ namespace customcode::http {
 // The web playground's static files (the bundle web/playground builds into <bindir>/playground),
 // held in memory and served under /playground/ (docs/playground.md). Files under assets/ carry a
 // content hash in their name and are cached for a year; the others (index.html) are revalidated
-// with their ETag. Every answer carries a Content-Security-Policy that allows scripts, styles and
+// with their ETag. A file with a gzipped copy (NAME.gz) is sent gzipped to clients that accept it.
+// Every answer carries a Content-Security-Policy that allows scripts, styles and
 // fetches from this origin only and forbids framing.
 class Playground {
  public:
@@ -37,6 +38,8 @@ class Playground {
     std::string contentType;
     std::string etag;
     bool immutable = false;
+    std::string gzipped;  // the build's NAME.gz next to it, if any
+    std::string gzippedEtag;
   };
 
   config::PlaygroundConfig config_;

@@ -52,7 +52,12 @@ def test_assets_have_hashed_names_and_are_cached_for_a_year(playground_service):
         assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         expected = "text/javascript" if asset.endswith(".js") else "text/css"
         assert r.headers["Content-Type"].startswith(expected)
-        assert len(r.content) > 1000
+        # requests asks for gzip and decodes it; the gzipped copy is smaller than the file.
+        assert r.headers["Content-Encoding"] == "gzip" and r.headers["Vary"] == "Accept-Encoding"
+        plain = service.get("/playground/" + asset, headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers
+        assert plain.content == r.content and len(plain.content) > 1000
+        assert int(r.headers["Content-Length"]) < len(plain.content) / 2
 
 
 def test_the_page_source_never_writes_markup():

@@ -143,6 +143,50 @@ TEST_F(PlaygroundTest, TurnedOffItAnswersLikeAnUnknownRouteAndReadsNothing) {
   EXPECT_NE(res.body().find("Route not found"), std::string::npos);
 }
 
+TEST_F(PlaygroundTest, SendsTheGzippedCopyToClientsThatAcceptIt) {
+  write("assets/main-ABC123.js.gz", "GZIPPED");
+  auto playground = loaded();
+  auto gzipRequest = [](std::string acceptEncoding) {
+    auto req = get("/playground/assets/main-ABC123.js");
+    req.set(bhttp::field::accept_encoding, acceptEncoding);
+    return req;
+  };
+
+  auto gzipped = playground.serve(gzipRequest("br, gzip;q=0.8"), "assets/main-ABC123.js");
+  auto refused = playground.serve(gzipRequest("gzip;q=0, deflate"), "assets/main-ABC123.js");
+  auto plain = playground.serve(get("/playground/assets/main-ABC123.js"), "assets/main-ABC123.js");
+  auto direct = playground.serve(get("/playground/assets/main-ABC123.js.gz"), "assets/main-ABC123.js.gz");
+
+  EXPECT_EQ(gzipped.body(), "GZIPPED");
+  EXPECT_EQ(gzipped[bhttp::field::content_encoding], "gzip");
+  EXPECT_EQ(gzipped[bhttp::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(gzipped[bhttp::field::vary], "Accept-Encoding");
+  EXPECT_EQ(refused.body(), "console.log(1);");
+  EXPECT_EQ(plain.body(), "console.log(1);");
+  EXPECT_TRUE(plain[bhttp::field::content_encoding].empty());
+  EXPECT_EQ(plain[bhttp::field::vary], "Accept-Encoding");
+  EXPECT_NE(gzipped[bhttp::field::etag], plain[bhttp::field::etag]);
+  EXPECT_EQ(direct.result(), bhttp::status::not_found);
+}
+
+TEST_F(PlaygroundTest, RevalidatesEachEncodingWithItsOwnETag) {
+  write("index.html.gz", "GZ");
+  auto playground = loaded();
+  auto request = get("/playground/");
+  request.set(bhttp::field::accept_encoding, "gzip");
+  auto first = playground.serve(request, "");
+  request.set(bhttp::field::if_none_match, first[bhttp::field::etag]);
+
+  auto again = playground.serve(request, "");
+  auto plain = get("/playground/");
+  plain.set(bhttp::field::if_none_match, first[bhttp::field::etag]);
+  auto other = playground.serve(plain, "");
+
+  EXPECT_EQ(again.result(), bhttp::status::not_modified);
+  EXPECT_EQ(other.result(), bhttp::status::ok);
+  EXPECT_EQ(other.body(), "<!doctype html><title>x</title>");
+}
+
 TEST(PlaygroundContentType, FollowsTheExtension) {
   EXPECT_EQ(contentTypeOf("a/b.css"), "text/css; charset=utf-8");
   EXPECT_EQ(contentTypeOf("x.svg"), "image/svg+xml");
