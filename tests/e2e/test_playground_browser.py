@@ -78,8 +78,15 @@ def type_code(driver, lines):
         raise AssertionError(f"the editor shows {editor_text(driver)!r}, not {wanted!r}") from None
 
 
+def text_of(driver, element_id):
+    """The text of an element, read in one script: the page re-renders its output, so a found
+    element may be replaced before a second command reads it."""
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : null", element_id)
+
+
 def status(driver):
-    return driver.find_element(By.ID, "status").text
+    return text_of(driver, "status")
 
 
 def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artifacts):
@@ -97,7 +104,7 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
     # Create a workspace and type a function with a syntax error on line 2.
     driver.find_element(By.ID, "new-workspace-name").send_keys("demo")
     driver.find_element(By.ID, "create-workspace").click()
-    wait(driver).until(lambda d: d.find_element(By.ID, "workspace-title").text == "demo")
+    wait(driver).until(lambda d: text_of(d, "workspace-title") == "demo")
     broken = ['console.log("greeting " + name)', 'return "Hi " + name + ;']
     type_code(driver, broken)
     driver.find_element(By.ID, "add-parameter").click()
@@ -111,8 +118,8 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
 
     # Save (Ctrl+S): refused, the error is shown at line 2 and the unsaved code is kept.
     driver.find_element(By.CSS_SELECTOR, "#editor .cm-content").send_keys(Keys.CONTROL, "s")
-    wait(driver).until(lambda d: "line 2" in d.find_element(By.ID, "save-errors").text)
-    errors = driver.find_element(By.ID, "save-errors").text
+    wait(driver).until(lambda d: "line 2" in text_of(d, "save-errors"))
+    errors = text_of(driver, "save-errors")
     assert "hello: line 2, column" in errors and "SyntaxError" in errors
     # The editor marks line 2, and only it (read in one script: the editor redraws its lines).
     marked = driver.execute_script(
@@ -141,8 +148,7 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
     name_field.send_keys("Ada")
     times_field = driver.find_element(By.CSS_SELECTOR, '#run-form [data-param="times"]')
     times_field.send_keys("3", Keys.CONTROL, Keys.ENTER)
-    result = wait(driver).until(EC.visibility_of_element_located((By.ID, "result")))
-    assert result.text == '"Hi Ada!!!"'
+    wait(driver).until(lambda d: text_of(d, "result") == '"Hi Ada!!!"')
     log_row = driver.find_element(By.CSS_SELECTOR, "#logs tr")
     assert log_row.find_element(By.CSS_SELECTOR, ".level").text == "log"
     assert log_row.find_element(By.CSS_SELECTOR, ".message").text == "greeting Ada"
@@ -156,15 +162,15 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
     name_field.clear()
     name_field.send_keys("<img src=x id=injected>")
     driver.find_element(By.ID, "run").click()
-    wait(driver).until(lambda d: "<img src=x id=injected>" in d.find_element(By.ID, "result").text)
-    assert "greeting <img src=x id=injected>" in driver.find_element(By.ID, "logs").text
+    wait(driver).until(lambda d: "<img src=x id=injected>" in (text_of(d, "result") or ""))
+    assert "greeting <img src=x id=injected>" in text_of(driver, "logs")
     assert not driver.find_elements(By.ID, "injected")
 
     # Reload: the workspace is listed and opens again with its code.
     driver.get(service.url + "/playground/")
     link = wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, '#workspace-list a[data-workspace="demo"]')))
     link.click()
-    wait(driver).until(lambda d: d.find_element(By.ID, "workspace-title").text == "demo")
+    wait(driver).until(lambda d: text_of(d, "workspace-title") == "demo")
     wait(driver).until(lambda d: editor_text(d) == "\n".join(fixed))
     assert driver.find_element(By.CSS_SELECTOR, '#function-list [data-function="hello"]')
     shot("06-reloaded")
@@ -184,14 +190,14 @@ def test_errors_raw_json_python_and_function_management_in_a_browser(make_servic
     assert service.save("tools", functions).status_code == 200
     driver = browser
     driver.get(service.url + "/playground/#ws=tools")
-    wait(driver).until(lambda d: d.find_element(By.ID, "workspace-title").text == "tools")
+    wait(driver).until(lambda d: text_of(d, "workspace-title") == "tools")
     wait(driver).until(lambda d: "throw new TypeError" in editor_text(d))
 
     # A function that throws: the envelope, its stack and the log line written before.
     driver.find_element(By.CSS_SELECTOR, '#run-form [data-param="x"]').send_keys("5")
     driver.find_element(By.ID, "run").click()
-    error = wait(driver).until(EC.visibility_of_element_located((By.ID, "run-error")))
-    assert error.text.startswith("FunctionError: TypeError: bad input 5")
+    wait(driver).until(lambda d: text_of(d, "run-error"))
+    assert text_of(driver, "run-error").startswith("FunctionError: TypeError: bad input 5")
     assert "fails" in driver.find_element(By.CSS_SELECTOR, "#run-error .stack").text
     assert "HTTP 500" in driver.find_element(By.ID, "run-summary").text
     log_row = driver.find_element(By.CSS_SELECTOR, "#logs tr")
@@ -208,8 +214,7 @@ def test_errors_raw_json_python_and_function_management_in_a_browser(make_servic
     raw.clear()
     raw.send_keys('{"x": 21}')
     driver.find_element(By.ID, "run").click()
-    wait(driver).until(lambda d: d.find_elements(By.ID, "result")
-                       and d.find_element(By.ID, "result").text.replace(" ", "").replace("\n", "") == '{"doubled":42}')
+    wait(driver).until(lambda d: (text_of(d, "result") or "").replace(" ", "").replace("\n", "") == '{"doubled":42}')
     driver.save_screenshot(os.path.join(artifacts, "08-python-raw-json.png"))
 
     # Rename one function, delete the other, add a new JavaScript one; save.
