@@ -39,6 +39,10 @@ def test_page_redirects_to_the_trailing_slash_and_is_revalidated(playground_serv
     again = service.get("/playground/", headers={"If-None-Match": r.headers["ETag"]})
     assert again.status_code == 304 and again.content == b""
 
+    head = service.request("HEAD", "/playground/")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == r.headers["Content-Length"]
+
 
 def test_assets_have_hashed_names_and_are_cached_for_a_year(playground_service):
     service = playground_service
