@@ -179,13 +179,14 @@ def test_write_save_fix_run_and_reload_in_a_browser(make_service, browser, artif
 
 
 def test_errors_raw_json_python_and_function_management_in_a_browser(make_service, browser, artifacts):
-    service = make_service()
+    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "2000"})
     assert "playground at /playground/" in service.log(), "the playground bundle is not built"
     functions = {
         "fails": {"code": 'console.warn("about to fail");\nthrow new TypeError("bad input " + x);',
                   "parameters": {"x": {"type": "number"}}},
         "twice": {"code": "return {'doubled': x * 2}", "language": "python",
                   "parameters": {"x": {"type": "integer", "default": 1}}},
+        "slow": {"code": 'console.log("waiting");\nawait new Promise((r) => setTimeout(r, 60000));'},
     }
     assert service.save("tools", functions).status_code == 200
     driver = browser
@@ -204,6 +205,14 @@ def test_errors_raw_json_python_and_function_management_in_a_browser(make_servic
     assert log_row.find_element(By.CSS_SELECTOR, ".level").text == "warn"
     assert log_row.find_element(By.CSS_SELECTOR, ".message").text == "about to fail"
     driver.save_screenshot(os.path.join(artifacts, "07-function-error.png"))
+
+    # A run that times out: the envelope and the logs written so far.
+    driver.find_element(By.CSS_SELECTOR, '#function-list [data-function="slow"]').click()
+    wait(driver).until(lambda d: "setTimeout" in editor_text(d))
+    driver.find_element(By.ID, "run").click()
+    wait(driver).until(lambda d: (text_of(d, "run-error") or "").startswith("TimeoutError"))
+    assert "HTTP 504" in text_of(driver, "run-summary")
+    assert "waiting" in text_of(driver, "logs")
 
     # A Python function run with raw JSON parameters.
     driver.find_element(By.CSS_SELECTOR, '#function-list [data-function="twice"]').click()
@@ -232,7 +241,7 @@ def test_errors_raw_json_python_and_function_management_in_a_browser(make_servic
     driver.find_element(By.CSS_SELECTOR, "#editor .cm-content").send_keys(Keys.CONTROL, "s")
     wait(driver).until(lambda d: status(d) == "Saved tools")
     stored = service.get("/v2/functions/tools").json()["functions"]
-    assert sorted(stored) == ["double", "newFunction"]
+    assert sorted(stored) == ["double", "newFunction", "slow"]
     assert stored["double"]["language"] == "python" and stored["double"]["code"] == functions["twice"]["code"]
     assert stored["newFunction"] == {"code": "return null;"}
 
