@@ -5,6 +5,7 @@
 #include "deps/npm_installer.hpp"
 #include "http/handlers.hpp"
 #include "http/listener.hpp"
+#include "network/worker_network.hpp"
 #include "pool/sandbox.hpp"
 #include "pool/spare_pool.hpp"
 #include "pool/worker_pool.hpp"
@@ -42,6 +43,8 @@ class Server {
  private:
   static constexpr std::chrono::milliseconds kFirstSpareWait{2000};
 
+  // Sets up the workers' network (after the sandbox, before any worker starts).
+  std::vector<std::string> prepareNetwork();
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
   asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
@@ -57,6 +60,7 @@ class Server {
   Metrics metrics_;
   workspace::WorkspaceStore store_;
   deps::NpmInstaller npm_;
+  network::WorkerNetwork network_;  // outlives every worker
   pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerPool pool_;

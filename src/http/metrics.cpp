@@ -54,6 +54,10 @@ std::string renderMetrics(const Metrics& m) {
            "# TYPE customcode_isolation_mode gauge\n";
     out += fmt::format("customcode_isolation_mode{{mode=\"{}\"}} 1\n", m.isolation);
   }
+  out += "# HELP customcode_worker_network The network workers get (WORKER_NETWORK in effect): 1 for the mode in force.\n"
+         "# TYPE customcode_worker_network gauge\n";
+  for (const auto* mode : {"isolated", "host", "none"})
+    out += fmt::format("customcode_worker_network{{mode=\"{}\"}} {}\n", mode, m.workerNetwork == mode ? 1 : 0);
   return out;
 }
 

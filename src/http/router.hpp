@@ -17,6 +17,9 @@ enum class RouteKind {
   DeleteWorkspace, // DELETE /v2/functions/{workspace}
   Run,             // POST /v2/functions/{workspace}/run/{function}
   Playground,      // GET /playground/{path...} (http/playground.hpp)
+  OpenApi,         // GET /openapi.json
+  GetLogging,      // GET /sys/logging
+  SetLogging,      // PUT /sys/logging
 };
 
 struct Route {

@@ -1,6 +1,7 @@
 #include "pool/sandbox.hpp"
 
 #include "common/log.hpp"
+#include "network/worker_network.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +122,7 @@ LaunchSpec Sandbox::wrap(LaunchSpec spec, const SandboxView& view) const {
     spec.uid = kSandboxUid;
     spec.gid = kSandboxGid;
   }
+  if (network_ != nullptr) network_->join(spec);
   return spec;
 }
 
