@@ -10,6 +10,7 @@ packages=(
   python3 python3-pytest python3-requests python3-yaml python3-jsonschema
   bubblewrap wrk libseccomp-dev pkg-config
   python3-numpy python3-pandas python3-tabulate python3-dateparser python3-urllib3 python3-docx
+  chromium chromium-driver python3-selenium  # the playground's browser test
 )
 # Worker network isolation (docs/security.md): pasta, nftables, unshare (util-linux), and iproute2
 # for the tests' own "outside" namespace.

@@ -38,6 +38,7 @@ Server::Server(config::Config config)
               },
               config_.pool.startupTimeout),
       checker_(ioc_.get_executor(), runtimes_, config_.pool),
+      playground_(config_.playground),
       api_(http::Api::Dependencies{.loop = ioc_.get_executor(),
                                    .fsPool = fsPool_,
                                    .store = store_,
@@ -45,7 +46,8 @@ Server::Server(config::Config config)
                                    .checker = checker_,
                                    .npm = npm_,
                                    .runtimes = runtimes_,
-                                   .metrics = metrics_},
+                                   .metrics = metrics_,
+                                   .playground = playground_},
            config_),
       listener_(ioc_.get_executor(), config_.http, api_, metrics_),
       subreaper_(ioc_.get_executor()),
@@ -80,6 +82,8 @@ std::vector<std::string> Server::prepare() {
     api_.addHealthWarning(warning);
   }
   if (config_.store.updateScriptsOnStartup) store_.regenerateAll();
+  if (auto warning = playground_.load()) log::app()->warn("{}", *warning);
+  else if (playground_.enabled()) log::app()->info("playground at /playground/ ({})", config_.playground.dir.string());
   auto port = listener_.open();
   if (!port) {
     problems.push_back(port.error().message);

@@ -68,6 +68,7 @@ class Server {
   pool::WorkerPool pool_;
   pool::SparePool spares_;
   runtimes::SyntaxChecker checker_;
+  http::Playground playground_;
   http::Api api_;
   http::Listener listener_;
   Subreaper subreaper_;

@@ -28,6 +28,8 @@ enum class Errc {
   FunctionFailed,  // the user's function threw: details carry its name, message and stack
   PackageNotFound,       // npm: no such package, or no version in the pinned range
   PackageInstallFailed,  // npm failed otherwise (registry unreachable, timeout, no npm)
+  CrossSiteRequest,      // a browser sent a state-changing request from another site
+  UnsupportedMediaType,  // a body that is not declared as JSON
 };
 
 // An expected failure with the message a client may see.

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 
 // Counters for /metrics. Updated from the event loop; read when /metrics renders.
 namespace customcode {
@@ -15,7 +16,13 @@ struct Metrics {
   static constexpr std::array<double, 12> kDurationBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                               0.1,   0.25,   0.5,   1,    5,     20};
 
+  // Outcomes of runs: ok, error, timeout, crashed, out_of_memory, result_too_large, spawn_failed.
+  static constexpr std::array<const char*, 7> kOutcomes = {"ok",     "error",            "timeout",     "crashed",
+                                                           "out_of_memory", "result_too_large", "spawn_failed"};
+  static constexpr std::array<const char*, 2> kLanguages = {"nodejs", "python"};
+
   std::map<std::string, std::uint64_t> runsByOutcome;  // ok, error, timeout, crashed, oom, ...
+  std::map<std::pair<std::string, std::string>, std::uint64_t> runsByLanguage;  // (language, outcome)
   std::array<std::uint64_t, kDurationBuckets.size()> durationBuckets{};
   std::uint64_t durationCount = 0;
   double durationSum = 0;
@@ -37,8 +44,9 @@ struct Metrics {
   std::uint64_t httpConnectionsRefusedLimit = 0;        // closed at once: HTTP_MAX_CONNECTIONS reached
   std::uint64_t httpConnectionsRefusedDescriptors = 0;  // accept() failed: no descriptor left
 
-  void recordRun(const std::string& outcome, double seconds) {
+  void recordRun(const std::string& language, const std::string& outcome, double seconds) {
     ++runsByOutcome[outcome];
+    ++runsByLanguage[{language, outcome}];
     for (std::size_t i = 0; i < kDurationBuckets.size(); ++i)
       if (seconds <= kDurationBuckets[i]) ++durationBuckets[i];
     ++durationCount;

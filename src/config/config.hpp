@@ -100,6 +100,12 @@ struct LogConfig {
   std::string level = "info";  // LOG_LEVEL
 };
 
+// The web playground served at /playground (docs/playground.md).
+struct PlaygroundConfig {
+  bool enabled = true;        // PLAYGROUND: on (default) or off (no route at all)
+  std::filesystem::path dir;  // PLAYGROUND_DIR; default <bindir>/playground (the build output)
+};
+
 struct Config {
   HttpConfig http;
   StoreConfig store;
@@ -109,6 +115,7 @@ struct Config {
   SandboxConfig sandbox;
   WorkerNetworkConfig network;
   LogConfig log;
+  PlaygroundConfig playground;
 };
 
 // Default allowlists, as in the reference service.

@@ -222,6 +222,15 @@ const std::vector<Variable>& variables() {
          }
          return "must be one of trace, debug, info, warn, error, critical, off";
        }},
+      {"PLAYGROUND",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         if (v == "on" || v == "yes" || v == "true" || v == "1") c.playground.enabled = true;
+         else if (v == "off" || v == "no" || v == "false" || v == "0") c.playground.enabled = false;
+         else return "must be on or off";
+         return {};
+       }},
+      {"PLAYGROUND_DIR", path([](Config& c) -> std::filesystem::path& { return c.playground.dir; })},
   };
   return table;
 }
@@ -248,6 +257,7 @@ LoadResult loadConfig(const std::function<const char*(const char*)>& getenv,
                       const std::filesystem::path& executableDir) {
   LoadResult out;
   out.config.runtime.bootstrapDir = executableDir / "runtimes";
+  out.config.playground.dir = executableDir / "playground";
   out.config.runtime.pythonBuiltinModules = defaultPythonBuiltinModules();
   out.config.runtime.pythonPackagesWhitelist = defaultPythonPackagesWhitelist();
   for (const auto& variable : variables()) {

@@ -15,6 +15,8 @@ bhttp::status statusOf(Errc code) {
     case Errc::FunctionNotFound:
     case Errc::RouteNotFound: return bhttp::status::not_found;
     case Errc::MethodNotAllowed: return bhttp::status::method_not_allowed;
+    case Errc::CrossSiteRequest: return bhttp::status::forbidden;
+    case Errc::UnsupportedMediaType: return bhttp::status::unsupported_media_type;
     case Errc::PayloadTooLarge: return bhttp::status::payload_too_large;
     case Errc::RunTimedOut: return bhttp::status::gateway_timeout;
     case Errc::LanguageUnavailable: return bhttp::status::not_implemented;
@@ -38,6 +40,8 @@ const char* errorName(Errc code) {
     case Errc::FunctionNotFound:
     case Errc::RouteNotFound: return "ObjectNotFoundError";
     case Errc::MethodNotAllowed: return "MethodNotAllowedError";
+    case Errc::CrossSiteRequest: return "ForbiddenError";
+    case Errc::UnsupportedMediaType: return "UnsupportedMediaTypeError";
     case Errc::PayloadTooLarge: return "PayloadTooLarge";
     case Errc::RunTimedOut: return "TimeoutError";
     case Errc::LanguageUnavailable: return "NotImplementedError";

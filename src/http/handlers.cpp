@@ -3,6 +3,7 @@
 #include "common/async.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "http/browser_guard.hpp"
 #include "http/error_response.hpp"
 #include "http/metrics.hpp"
 #include "http/operations.hpp"
@@ -93,6 +94,8 @@ asio::awaitable<Response> Api::handle(Request request) {
     }
     co_return response;
   }
+  if (auto refused = crossSiteProblem(request))
+    co_return errorResponse(*refused, request.version(), request.keep_alive());
   switch (route->kind) {
     case RouteKind::Healthcheck: co_return healthcheck(request);
     case RouteKind::Metrics: co_return metrics(request);
@@ -101,6 +104,7 @@ asio::awaitable<Response> Api::handle(Request request) {
     case RouteKind::GetWorkspace: co_return co_await get(request, std::move(route->workspace));
     case RouteKind::DeleteWorkspace: co_return co_await remove(request, std::move(route->workspace));
     case RouteKind::Run: co_return co_await run(request, std::move(route->workspace), std::move(route->function));
+    case RouteKind::Playground: co_return deps_.playground.serve(request, route->file);
     case RouteKind::OpenApi: co_return openApiResponse(request);
     case RouteKind::GetLogging: co_return loggingResponse(request);
     case RouteKind::SetLogging: co_return setLogging(request);
@@ -245,7 +249,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   // change which code this run gets (workspace/workspace_store.hpp).
   auto worker = co_await deps_.pool.acquire(name, runtime, (*stored)->script(fn->language));
   if (!worker) {
-    deps_.metrics.recordRun("spawn_failed", 0);
+    deps_.metrics.recordRun(runtime, "spawn_failed", 0);
     co_return fail(worker.error());
   }
   const auto acquired = Clock::now();
@@ -274,7 +278,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
 
   switch (reply.status) {
     case pool::ReplyStatus::TimedOut: {
-      deps_.metrics.recordRun("timeout", seconds);
+      deps_.metrics.recordRun(runtime, "timeout", seconds);
       deps_.pool.checkResponsive(*worker);
       static log::RateLimit timeoutLog;
       if (auto note = timeoutLog.admit())
@@ -285,7 +289,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
           {{"logs", std::move(reply.logs)}, {"duration", elapsedMs}}));
     }
     case pool::ReplyStatus::Died: {
-      deps_.metrics.recordRun(reply.outOfMemory ? "out_of_memory" : "crashed", seconds);
+      deps_.metrics.recordRun(runtime, reply.outOfMemory ? "out_of_memory" : "crashed", seconds);
       Error error = reply.outOfMemory
                         ? Error{Errc::OutOfMemory, "Function \"" + function + "\" ran out of memory: " + reply.failure}
                         : Error{Errc::WorkerDied, "Function \"" + function + "\" failed: " + reply.failure};
@@ -295,7 +299,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   }
 
   if (reply.result) {
-    deps_.metrics.recordRun("ok", seconds);
+    deps_.metrics.recordRun(runtime, "ok", seconds);
     // The result's text as the worker wrote it (validated there): no parse and re-serialisation.
     std::string body;
     body.reserve(reply.result->size() + 48);
@@ -316,17 +320,17 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
     std::string thrownMessage = thrown.contains("message") && thrown.at("message").is_string()
                                     ? std::string(thrown.at("message").get_string()) : "";
     if (thrownName == "ResultTooLarge") {
-      deps_.metrics.recordRun("result_too_large", seconds);
+      deps_.metrics.recordRun(runtime, "result_too_large", seconds);
       co_return withTiming(fail(Error{Errc::ResultTooLarge, thrownMessage}, {{"logs", std::move(reply.logs)}, {"duration", duration}}));
     }
     if (thrownName == "NotFound") {
       co_return withTiming(fail(Error{Errc::FunctionNotFound, thrownMessage}));
     }
-    deps_.metrics.recordRun("error", seconds);
+    deps_.metrics.recordRun(runtime, "error", seconds);
     co_return withTiming(fail(Error{Errc::FunctionFailed, thrownName + ": " + thrownMessage, json::value(thrown)},
                               {{"logs", std::move(reply.logs)}, {"duration", duration}}));
   }
-  deps_.metrics.recordRun("ok", seconds);
+  deps_.metrics.recordRun(runtime, "ok", seconds);
   json::object out;
   out["result"] = frame.contains("result") ? std::move(frame.at("result")) : json::value(nullptr);
   out["logs"] = std::move(reply.logs);

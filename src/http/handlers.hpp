@@ -4,6 +4,7 @@
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "deps/npm_installer.hpp"
+#include "http/playground.hpp"
 #include "http/types.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
@@ -61,6 +62,7 @@ class Api {
     deps::NpmInstaller& npm;
     const runtimes::Runtimes& runtimes;
     Metrics& metrics;
+    const Playground& playground;
   };
   Api(Dependencies deps, const config::Config& config);
 

@@ -15,9 +15,18 @@ std::string renderMetrics(const Metrics& m) {
     out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
   };
   out += "# HELP customcode_runs_total Function runs by outcome.\n# TYPE customcode_runs_total counter\n";
-  for (const auto* outcome : {"ok", "error", "timeout", "crashed", "out_of_memory", "result_too_large", "spawn_failed"}) {
+  for (const auto* outcome : Metrics::kOutcomes) {
     auto it = m.runsByOutcome.find(outcome);
     out += fmt::format("customcode_runs_total{{outcome=\"{}\"}} {}\n", outcome, it == m.runsByOutcome.end() ? 0 : it->second);
+  }
+  out += "# HELP customcode_language_runs_total Function runs by language and outcome.\n"
+         "# TYPE customcode_language_runs_total counter\n";
+  for (const auto* language : Metrics::kLanguages) {
+    for (const auto* outcome : Metrics::kOutcomes) {
+      auto it = m.runsByLanguage.find({language, outcome});
+      out += fmt::format("customcode_language_runs_total{{language=\"{}\",outcome=\"{}\"}} {}\n", language, outcome,
+                         it == m.runsByLanguage.end() ? 0 : it->second);
+    }
   }
   out += "# HELP customcode_run_duration_seconds Duration of function runs.\n"
          "# TYPE customcode_run_duration_seconds histogram\n";

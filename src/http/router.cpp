@@ -43,37 +43,43 @@ Result<Route> matchRoute(bhttp::verb method, std::string_view target) {
 
   if (is({"sys", "healthcheck"}) || is({"healthcheck"})) {
     if (method != bhttp::verb::get && method != bhttp::verb::head) return methodNotAllowed("GET");
-    return Route{RouteKind::Healthcheck, {}, {}};
+    return Route{RouteKind::Healthcheck, {}, {}, {}};
   }
   if (is({"openapi.json"})) {
     if (method != bhttp::verb::get) return methodNotAllowed("GET");
-    return Route{RouteKind::OpenApi, {}, {}};
+    return Route{RouteKind::OpenApi, {}, {}, {}};
   }
   if (is({"sys", "logging"})) {
-    if (method == bhttp::verb::get) return Route{RouteKind::GetLogging, {}, {}};
-    if (method == bhttp::verb::put) return Route{RouteKind::SetLogging, {}, {}};
+    if (method == bhttp::verb::get) return Route{RouteKind::GetLogging, {}, {}, {}};
+    if (method == bhttp::verb::put) return Route{RouteKind::SetLogging, {}, {}, {}};
     return methodNotAllowed("GET, PUT");
   }
   if (is({"metrics"})) {
     if (method != bhttp::verb::get) return methodNotAllowed("GET");
-    return Route{RouteKind::Metrics, {}, {}};
+    return Route{RouteKind::Metrics, {}, {}, {}};
+  }
+  if (segments[0] == "playground") {
+    if (method != bhttp::verb::get && method != bhttp::verb::head) return methodNotAllowed("GET");
+    std::string file;
+    for (std::size_t i = 1; i < segments.size(); ++i) file.append(i > 1 ? "/" : "").append(segments[i]);
+    return Route{RouteKind::Playground, {}, {}, std::move(file)};
   }
   if (segments.size() >= 2 && segments[0] == "v2" && segments[1] == "functions") {
     if (segments.size() == 2) {
       if (method != bhttp::verb::get) return methodNotAllowed("GET");
-      return Route{RouteKind::ListWorkspaces, {}, {}};
+      return Route{RouteKind::ListWorkspaces, {}, {}, {}};
     }
     if (segments.size() == 3) {
       switch (method) {
-        case bhttp::verb::post: return Route{RouteKind::SaveWorkspace, segments[2], {}};
-        case bhttp::verb::get: return Route{RouteKind::GetWorkspace, segments[2], {}};
-        case bhttp::verb::delete_: return Route{RouteKind::DeleteWorkspace, segments[2], {}};
+        case bhttp::verb::post: return Route{RouteKind::SaveWorkspace, segments[2], {}, {}};
+        case bhttp::verb::get: return Route{RouteKind::GetWorkspace, segments[2], {}, {}};
+        case bhttp::verb::delete_: return Route{RouteKind::DeleteWorkspace, segments[2], {}, {}};
         default: return methodNotAllowed("GET, POST, DELETE");
       }
     }
     if (segments.size() == 5 && segments[3] == "run") {
       if (method != bhttp::verb::post) return methodNotAllowed("POST");
-      return Route{RouteKind::Run, segments[2], segments[4]};
+      return Route{RouteKind::Run, segments[2], segments[4], {}};
     }
   }
   return Error{Errc::RouteNotFound, "Route not found"};

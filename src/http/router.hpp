@@ -16,6 +16,7 @@ enum class RouteKind {
   GetWorkspace,    // GET /v2/functions/{workspace}
   DeleteWorkspace, // DELETE /v2/functions/{workspace}
   Run,             // POST /v2/functions/{workspace}/run/{function}
+  Playground,      // GET /playground/{path...} (http/playground.hpp)
   OpenApi,         // GET /openapi.json
   GetLogging,      // GET /sys/logging
   SetLogging,      // PUT /sys/logging
@@ -25,6 +26,7 @@ struct Route {
   RouteKind kind;
   std::string workspace;  // percent-decoded, not yet validated
   std::string function;   // percent-decoded, not yet validated
+  std::string file;       // Playground: the decoded path below /playground/ ("" for the page)
 };
 
 // Matches a request line. Segments are split before they are percent-decoded, so an encoded

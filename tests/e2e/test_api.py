@@ -243,7 +243,8 @@ def test_double_encoded_dots_are_a_literal_name_inside_the_data_dir(make_service
     assert status in (200, 400)
     if status == 200:
         assert os.path.isfile(os.path.join(service.data_dir, "%2e%2e", "workspace.yaml"))
-        assert service.raw("POST", "/v2/functions/%252e%252e/run/f", body="{}")[2]["result"] == 7
+        assert service.raw("POST", "/v2/functions/%252e%252e/run/f", body="{}",
+                           headers={"Content-Type": "application/json"})[2]["result"] == 7
     assert set(os.listdir(tmp_path)) <= {"data0"}
     assert set(stored_entries(service.data_dir)) <= {"%2e%2e"}
 
