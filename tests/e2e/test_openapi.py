@@ -1,6 +1,7 @@
 """The OpenAPI document (docs/openapi.json, served at GET /openapi.json), the checker every e2e
 response goes through, and PUT /sys/logging."""
 import json
+import re
 
 import pytest
 import requests
@@ -29,7 +30,10 @@ def test_every_documented_operation_answers_as_documented(make_service, document
     # validates every answer, so an operation the service lacks or answers otherwise fails here.
     service = make_service()
     assert service.save("ws", HELLO).status_code == 200
-    filled = {"{workspace}": "ws", "{function}": "hello"}
+    page = service.get("/playground/")
+    assert page.status_code == 200, "the playground bundle is not built"
+    asset = re.search(r'assets/([^"?#]+)', page.text).group(1)
+    filled = {"{workspace}": "ws", "{function}": "hello", "{file}": "index.html", "{asset}": asset}
     bodies = {("post", "/v2/functions/{workspace}"): {"functions": HELLO},
               ("post", "/v2/functions/{workspace}/run/{function}"): {"parameters": {"name": "doc"}},
               ("put", "/sys/logging"): {"level": "info"}}

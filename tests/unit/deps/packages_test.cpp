@@ -83,7 +83,7 @@ TEST(Manifest, RejectsAPackageJsonThatIsNotAnObject) { EXPECT_EQ(manifestDepende
 
 constexpr std::string_view kNpm404 =
     "npm error code E404\n"
-    "npm error 404 Not Found - GET https://registry.npmjs.org/no-such-pkg-xyz - Not found\n"
+    "npm error 404 Not Found - GET https://registry.example/no-such-pkg-xyz - Not found\n"
     "npm error 404\n"
     "npm error 404  The requested resource 'no-such-pkg-xyz@*' could not be found or you do not have permission "
     "to access it.\n"
@@ -97,7 +97,7 @@ TEST(NpmFailure, TurnsE404IntoPackageNotFoundNamingThePackage) {
 
   EXPECT_EQ(error.code, Errc::PackageNotFound);
   EXPECT_THAT(error.message, HasSubstr("\"no-such-pkg-xyz\" was not found"));
-  EXPECT_THAT(error.message, HasSubstr("404 Not Found - GET https://registry.npmjs.org/no-such-pkg-xyz"));
+  EXPECT_THAT(error.message, HasSubstr("404 Not Found - GET https://registry.example/no-such-pkg-xyz"));
   EXPECT_THAT(error.message, ::testing::Not(HasSubstr("complete log")));
   EXPECT_EQ(error.details.at("package"), "no-such-pkg-xyz");
 }
