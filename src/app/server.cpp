@@ -1,12 +1,8 @@
 #include "app/server.hpp"
 
 #include "common/async.hpp"
-#include "common/files.hpp"
 #include "common/log.hpp"
-#include "pool/priority.hpp"
-#include "workspace/codegen.hpp"
-
-#include <boost/json.hpp>
+#include "process/priority.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,17 +20,13 @@ Server::Server(config::Config config)
       store_(config_.store),
       npm_(ioc_.get_executor(), fsPool_, store_, config_.npm, metrics_),
       sandbox_(config_.sandbox),
-      runtimes_(config_.runtime),
-      pool_(ioc_.get_executor(), config_.pool,
-            [this](std::string workspace, std::string runtime) { return spawnWorker(std::move(workspace), std::move(runtime)); },
-            metrics_),
-      spares_(ioc_.get_executor(), config_.pool.spareWorkers,
-              [this] {
-                return pool::Worker::start(ioc_.get_executor(), runtimes_.spareCommand(runtimes::kNode),
-                                           workerOptions("-", "nodejs spare"));
-              },
+      runtimes_(config_.runtime, sandbox_),
+      factory_(ioc_.get_executor(), fsPool_, store_, runtimes_, spares_, config_, metrics_),
+      spares_(ioc_.get_executor(), config_.pool.spareWorkers, [this] { return factory_.startSpare(); },
               config_.pool.startupTimeout),
-      checker_(ioc_.get_executor(), runtimes_, config_.pool),
+      pool_(ioc_.get_executor(), config_.pool,
+            [this](pool::WorkerWanted wanted) { return factory_.start(std::move(wanted)); }, metrics_),
+      checker_(ioc_.get_executor(), runtimes_, factory_, config_.pool),
       api_(http::Api::Dependencies{.loop = ioc_.get_executor(),
                                    .fsPool = fsPool_,
                                    .store = store_,
@@ -60,9 +52,8 @@ std::vector<std::string> Server::prepare() {
   // Before any worker or checker starts: every command goes through the sandbox.
   problems = sandbox_.prepare({store_.root(), *staged});
   if (!problems.empty()) return problems;
-  runtimes_.useSandbox(&sandbox_);
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
-  if (config_.pool.longRunAfter.count() > 0 && !pool::canRaisePriority())
+  if (config_.pool.longRunAfter.count() > 0 && !process::canRaisePriority())
     log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "
                      "is replaced");
   for (const auto& warning : sandbox_.warnings()) {
@@ -77,62 +68,6 @@ std::vector<std::string> Server::prepare() {
   }
   port_ = *port;
   return problems;
-}
-
-asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::string workspace, std::string runtime) {
-  // Bring the generated script in line with workspace.yaml first (a crash mid-save, an upgrade).
-  // A named lambda: GCC 12 corrupts a lambda temporary built inside a co_await expression.
-  auto language = workspace::parseLanguage(runtime);
-  auto dir = store_.directory(workspace);
-  auto scriptPath = dir / std::string(workspace::scriptFileName(*language));
-  // The script's text comes back when a spare can take the workspace over: a Node workspace
-  // without npm packages (a spare's sandbox cannot see any workspace directory).
-  const bool spareCandidate = runtime == runtimes::kNode && config_.pool.spareWorkers > 0;
-  auto sync = [this, workspace, scriptPath, spareCandidate]() -> Result<std::string> {
-    auto stored = store_.load(workspace);
-    if (!stored) return stored.error();
-    if (auto synced = store_.syncScripts(*stored); !synced) return synced.error();
-    std::error_code ec;
-    if (!spareCandidate || std::filesystem::exists(scriptPath.parent_path() / "node_modules", ec)) return std::string();
-    return files::readFile(scriptPath).value_or(std::string());
-  };
-  auto synced = co_await onPool(fsPool_, ioc_.get_executor(), std::move(sync));
-  if (!synced) co_return synced.error();
-  if (!synced->empty()) {
-    auto spare = co_await takeOverSpare(workspace, std::move(*synced), scriptPath);
-    if (spare) co_return spare;
-  }
-  auto spec = runtimes_.workerCommand(runtime, dir, scriptPath);
-  co_return pool::Worker::start(ioc_.get_executor(), spec, workerOptions(workspace, runtime));
-}
-
-asio::awaitable<std::shared_ptr<pool::Worker>> Server::takeOverSpare(std::string workspace, std::string script,
-                                                                     std::filesystem::path scriptPath) {
-  auto spare = spares_.take();
-  if (!spare) co_return nullptr;
-  std::string members = "\"filename\":" + boost::json::serialize(boost::json::string(scriptPath.string())) +
-                        ",\"source\":" + boost::json::serialize(boost::json::string(script));
-  auto reply = co_await spare->call("load", members, config_.pool.startupTimeout);
-  const auto* ok = reply.frame.if_contains("ok");
-  if (reply.status != pool::ReplyStatus::Replied || !ok || !ok->is_bool() || !ok->get_bool()) {
-    log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,
-                      spare->pid());
-    spare->kill("it could not load the workspace");
-    co_return nullptr;
-  }
-  spare->assign(workspace, std::string(runtimes::kNode));
-  log::pool()->info("[ws:{}][pid {}] spare worker took over the workspace", workspace, spare->pid());
-  co_return spare;
-}
-
-pool::WorkerOptions Server::workerOptions(std::string workspace, std::string runtime) const {
-  return pool::WorkerOptions{.workspace = std::move(workspace),
-                             .runtime = std::move(runtime),
-                             .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
-                             .logsMaxBytes = config_.runtime.logsMaxBytes,
-                             .killGrace = config_.pool.killGrace,
-                             .longRunAfter = config_.pool.longRunAfter,
-                             .longRunNice = config_.pool.longRunNice};
 }
 
 void Server::run() {

@@ -7,6 +7,7 @@
 #include "http/listener.hpp"
 #include "pool/sandbox.hpp"
 #include "pool/spare_pool.hpp"
+#include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
 #include "runtimes/syntax_checker.hpp"
@@ -44,11 +45,6 @@ class Server {
 
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
-  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime);
-  // Hands `workspace` to a spare Node worker; nullptr when there is none or it refused.
-  asio::awaitable<std::shared_ptr<pool::Worker>> takeOverSpare(std::string workspace, std::string script,
-                                                               std::filesystem::path scriptPath);
-  pool::WorkerOptions workerOptions(std::string workspace, std::string runtime) const;
 
   config::Config config_;
   std::uint16_t port_ = 0;  // bound in prepare()
@@ -59,8 +55,9 @@ class Server {
   deps::NpmInstaller npm_;
   pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
-  pool::WorkerPool pool_;
+  pool::WorkerFactory factory_;
   pool::SparePool spares_;
+  pool::WorkerPool pool_;
   runtimes::SyntaxChecker checker_;
   http::Api api_;
   http::Listener listener_;

@@ -1,6 +1,7 @@
 #include "pool/sandbox.hpp"
 
 #include "common/log.hpp"
+#include "process/child.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,7 @@ std::string Sandbox::describe() const {
 std::vector<std::string> Sandbox::prepare(const std::vector<fs::path>& mustSee) {
   using Mode = config::SandboxConfig::Mode;
   std::vector<std::string> problems;
+  prepared_ = true;
   switchUser_ = ::geteuid() == 0;
   if (config_.mode == Mode::None) {
     warnings_.push_back("SANDBOX=none: workers run without OS isolation; a function can read what the "
@@ -93,7 +95,7 @@ std::vector<std::string> Sandbox::prepare(const std::vector<fs::path>& mustSee) 
 }
 
 std::string Sandbox::probe(const LaunchSpec& spec) {
-  auto finished = runToEnd(spec, std::chrono::seconds(10));
+  auto finished = process::runToEnd(spec, std::chrono::seconds(10));
   if (!finished) return finished.error().message;
   if (finished->timedOut) return "the probe did not finish within 10 s";
   int status = finished->status;

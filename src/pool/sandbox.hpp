@@ -1,7 +1,7 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "pool/launcher.hpp"
+#include "process/launcher.hpp"
 
 #include <filesystem>
 #include <string>
@@ -14,6 +14,8 @@
 // system directories, its bootstrap and its own workspace (all read-only) and a small private /tmp.
 // Resource limits apply in every mode.
 namespace customcode::pool {
+
+using process::LaunchSpec;
 
 // What one sandboxed process may see besides the system directories.
 struct SandboxView {
@@ -46,6 +48,8 @@ class Sandbox {
   // isolated(), wrapped in bubblewrap.
   LaunchSpec wrap(LaunchSpec spec, const SandboxView& view) const;
 
+  // Whether prepare() has decided the mode: commands are built only after it (runtimes::Runtimes).
+  bool prepared() const { return prepared_; }
   bool isolated() const { return isolated_; }
   bool nodePermissionModel() const { return config_.nodePermissionModel; }
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -59,6 +63,7 @@ class Sandbox {
   static std::string probe(const LaunchSpec& spec);
 
   config::SandboxConfig config_;
+  bool prepared_ = false;
   bool isolated_ = false;
   bool switchUser_ = false;
   std::vector<std::string> warnings_;

@@ -15,6 +15,7 @@ SparePool::SparePool(asio::any_io_executor executor, std::size_t target, Factory
 
 void SparePool::start() {
   if (target_ > 0) spawnLogged(executor_, fill(), "spare worker start");
+  else settled_.set();
 }
 
 std::shared_ptr<Worker> SparePool::take() {
@@ -49,6 +50,7 @@ asio::awaitable<void> SparePool::fill() {
     if (!worker) {
       log::pool()->warn("cannot start a spare worker: {}", worker.error().message);
       failing_ = true;
+      settled_.set();
       co_return;
     }
     ++starting_;
@@ -57,6 +59,7 @@ asio::awaitable<void> SparePool::fill() {
     if (!ready) {
       log::pool()->warn("a spare worker failed to start: {}", ready.error().message);
       failing_ = true;
+      settled_.set();
       co_return;
     }
     if (stopped_) {
@@ -64,20 +67,17 @@ asio::awaitable<void> SparePool::fill() {
       co_return;
     }
     ready_.push_back(std::move(*worker));
+    settled_.set();
   }
 }
 
 asio::awaitable<void> SparePool::waitUntilOneIsReady(std::chrono::milliseconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  asio::steady_timer pause(executor_);
-  while (ready_.empty() && target_ > 0 && !failing_ && !stopped_ && std::chrono::steady_clock::now() < until) {
-    pause.expires_after(std::chrono::milliseconds(5));
-    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  co_await settled_.waitFor(limit);
 }
 
 void SparePool::shutdown() {
   stopped_ = true;
+  settled_.set();
   for (auto& spare : ready_) spare->kill("the service is shutting down");
   ready_.clear();
 }

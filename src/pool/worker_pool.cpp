@@ -30,67 +30,59 @@ void WorkerPool::start() {
   if (config_.longRunAfter.count() > 0) spawnLogged(executor_, priorityLoop(), "worker priority check");
 }
 
-asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string workspace, std::string runtime,
-                                                                      std::uint64_t version) {
-  const std::string key = workspace + '\n' + runtime;
-  for (int attempt = 0; attempt < 5; ++attempt) {
+namespace {
+
+// A run's acquire loops only when what it found changed under it while it waited (a save retired
+// the worker being started, say): a few passes, then it gives up.
+constexpr int kMaxPasses = 5;
+
+std::string keyOf(const WorkerWanted& wanted) {
+  return wanted.workspace + '\n' + std::string(workspace::languageName(wanted.language));
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(WorkerWanted wanted) {
+  const std::string key = keyOf(wanted);
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
     if (stopping_) co_return Error{Errc::ShuttingDown, "The service is shutting down"};
-    if (auto it = entries_.find(key); it != entries_.end() && it->second.worker && it->second.worker->suspect()) {
-      // A run on this worker just timed out and a ping asks whether it is stuck: wait for the
-      // verdict (at most pingTimeout) rather than queue behind a busy loop.
-      auto worker = it->second.worker;
-      asio::steady_timer pause(executor_);
-      while (worker->suspect() && worker->state() != Worker::State::Dead) {
-        pause.expires_after(5ms);
-        co_await pause.async_wait(as_tuple(use_awaitable));
-      }
-    }
+
+    // 1. The live worker, unless it is starting (wait for that start) or under suspicion after a
+    //    timeout (wait for its ping's verdict rather than queue behind a busy loop).
     if (auto it = entries_.find(key); it != entries_.end()) {
       Entry& entry = it->second;
       if (!entry.worker) {
-        // Another run is starting this worker: wait for it, then look again.
         auto started = entry.started;
-        co_await started->async_wait(as_tuple(use_awaitable));
+        co_await started->wait();
         continue;
       }
-      if (entry.worker->accepting() && entry.version == version) {
+      if (entry.worker->suspect()) {
+        auto worker = entry.worker;
+        co_await worker->verdict();
+        continue;
+      }
+      if (entry.worker->accepting() && entry.version == wanted.version) {
         touch(entry);
         co_return entry.worker;
       }
-      removeEntry(key, entry.version == version ? "worker gone" : "new version");
+      removeEntry(key, entry.version == wanted.version ? "worker gone" : "new version");
     }
 
-    // Make room: at most maxWorkers processes, counting those still starting and those evicted
-    // but not yet gone. When every slot is starting, wait for a start; an evicted idle worker
-    // exits at once, a busy one finishes its runs first, so its wait is bounded.
-    const auto exitBound = std::chrono::steady_clock::now() + config_.killGrace + 100ms;
-    asio::steady_timer pause(executor_);
-    for (;;) {
-      if (stopping_ || entries_.contains(key)) break;  // another caller started it while we waited
-      evictIfFull();
-      if (entries_.size() >= config_.maxWorkers) {
-        auto starting = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return !e.second.worker; });
-        if (starting == entries_.end()) break;
-        auto startedTimer = starting->second.started;
-        co_await startedTimer->async_wait(as_tuple(use_awaitable));
-        continue;
-      }
-      if (entries_.size() + exiting_ < config_.maxWorkers || std::chrono::steady_clock::now() >= exitBound) break;
-      pause.expires_after(5ms);
-      co_await pause.async_wait(as_tuple(use_awaitable));
-    }
-    if (stopping_ || entries_.contains(key)) continue;  // changed while we waited: look again
-    auto started = std::make_shared<asio::steady_timer>(executor_, std::chrono::steady_clock::time_point::max());
+    // 2. A slot for a new one.
+    co_await makeRoom(key);
+    if (stopping_ || entries_.contains(key)) continue;  // another caller started it while we waited
+
+    // 3. Start it; callers that come meanwhile wait on `started`.
+    auto started = std::make_shared<Event>();
     lru_.push_back(key);
     entries_.emplace(key, Entry{.key = key,
-                                .workspace = workspace,
-                                .runtime = runtime,
-                                .version = version,
+                                .workspace = wanted.workspace,
+                                .version = wanted.version,
                                 .worker = nullptr,
                                 .started = started,
                                 .lru = std::prev(lru_.end())});
     ++metrics_.spawns;
-    auto spawned = co_await spawn_(workspace, runtime);
+    auto spawned = co_await spawn_(wanted);
     // No co_await inside ?: here: GCC 12 destroys such a temporary twice (use-after-free).
     Result<void> ready = spawned ? Result<void>() : Result<void>(spawned.error());
     if (spawned) {
@@ -106,7 +98,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
         lru_.erase(it->second.lru);
         entries_.erase(it);
       }
-      started->cancel();
+      started->set();
       metrics_.workersAlive = entries_.size();
       co_return ready.error();
     }
@@ -114,7 +106,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
     if (!stillOurs) {
       // Retired while starting (a save or a delete): this worker has stale code.
       worker->retire();
-      started->cancel();
+      started->set();
       continue;
     }
     it->second.worker = worker;
@@ -130,10 +122,36 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
       metrics_.workersAlive = entries_.size();
     });
     metrics_.workersAlive = entries_.size();
-    started->cancel();
+    started->set();
     co_return worker;
   }
   co_return Error{Errc::SpawnFailed, "The worker could not be started: the workspace keeps changing"};
+}
+
+// At most maxWorkers processes, counting those still starting and those evicted but not yet gone.
+// When every slot is starting, waits for a start; an evicted idle worker exits at once, a busy one
+// finishes its runs first, so that wait is bounded (past the bound the new worker starts anyway).
+asio::awaitable<void> WorkerPool::makeRoom(std::string key) {
+  const auto exitBound = std::chrono::steady_clock::now() + config_.killGrace + 100ms;
+  while (!stopping_ && !entries_.contains(key)) {
+    evictIfFull();
+    if (entries_.size() >= config_.maxWorkers) {
+      auto starting = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return !e.second.worker; });
+      if (starting == entries_.end()) co_return;
+      auto started = starting->second.started;
+      co_await started->wait();
+      continue;
+    }
+    if (entries_.size() + exiting_ < config_.maxWorkers) co_return;
+    auto freed = slotFreed_;
+    if (!co_await freed->waitUntil(exitBound)) co_return;
+  }
+}
+
+void WorkerPool::slotFreed() {
+  --exiting_;
+  auto freed = std::exchange(slotFreed_, std::make_shared<Event>());
+  freed->set();
 }
 
 void WorkerPool::touch(Entry& entry) { lru_.splice(lru_.end(), lru_, entry.lru); }
@@ -147,7 +165,7 @@ void WorkerPool::evictIfFull() {
     ++metrics_.evictionsLru;
     ++exiting_;
     entry.worker->onExit([this, alive = std::weak_ptr<bool>(alive_)] {
-      if (!alive.expired()) --exiting_;
+      if (!alive.expired()) slotFreed();
     });
     removeEntry(key, "least recently used");
   }
@@ -158,7 +176,7 @@ void WorkerPool::removeEntry(const std::string& key, const char* why) {
   if (it == entries_.end()) return;
   if (auto worker = it->second.worker) {
     log::pool()->info("[ws:{}][pid {}] retiring {} worker: {}", worker->workspace(), worker->pid(),
-                      worker->runtime(), why);
+                      worker->label(), why);
     worker->retire();
     if (worker->state() != Worker::State::Dead) retiring_.push_back(worker);
   }
@@ -172,21 +190,6 @@ void WorkerPool::retireWorkspace(const std::string& workspace) {
   for (const auto& [key, entry] : entries_)
     if (entry.workspace == workspace) keys.push_back(key);
   for (const auto& key : keys) removeEntry(key, "workspace changed");
-}
-
-void WorkerPool::checkResponsive(std::shared_ptr<Worker> worker) {
-  spawnLogged(executor_, pingOrKill(std::move(worker)), "worker ping");
-}
-
-asio::awaitable<void> WorkerPool::pingOrKill(std::shared_ptr<Worker> worker) {
-  if (worker->state() == Worker::State::Dead || worker->suspect()) co_return;
-  worker->setSuspect(true);
-  auto pong = co_await worker->call("ping", "", config_.pingTimeout);
-  worker->setSuspect(false);
-  if (pong.status == ReplyStatus::TimedOut && worker->state() != Worker::State::Dead) {
-    ++metrics_.killsStuck;
-    worker->kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
-  }
 }
 
 void WorkerPool::sweepIdle() {
@@ -234,25 +237,15 @@ asio::awaitable<void> WorkerPool::shutdown(std::chrono::milliseconds grace) {
   std::vector<std::shared_ptr<Worker>> all = retiring_;
   for (auto& [key, entry] : entries_)
     if (entry.worker) all.push_back(entry.worker);
-  for (auto& [key, entry] : entries_) entry.started->cancel();
+  for (auto& [key, entry] : entries_) entry.started->set();
   for (auto& worker : all) worker->retire();
   entries_.clear();
   lru_.clear();
-  asio::steady_timer wait(executor_);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  auto anyAlive = [&] {
-    return std::any_of(all.begin(), all.end(), [](const auto& w) { return w->state() != Worker::State::Dead; });
-  };
-  while (anyAlive() && std::chrono::steady_clock::now() < deadline) {
-    wait.expires_after(10ms);
-    co_await wait.async_wait(as_tuple(use_awaitable));
-  }
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (auto& worker : all) co_await worker->waitExit(deadline);
   for (auto& worker : all)
     if (worker->state() != Worker::State::Dead) worker->kill("the service is shutting down");
-  while (anyAlive()) {
-    wait.expires_after(10ms);
-    co_await wait.async_wait(as_tuple(use_awaitable));
-  }
+  for (auto& worker : all) co_await worker->waitExit(std::chrono::steady_clock::time_point::max());
   metrics_.workersAlive = 0;
 }
 

@@ -14,6 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using customcode::testing::callRun;
+using customcode::testing::errorOf;
 using customcode::testing::fakeWorkerOptions;
 using customcode::testing::fakeWorkerSpec;
 using customcode::testing::kProcessDeadline;
@@ -24,11 +25,17 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-asio::awaitable<Result<std::shared_ptr<Worker>>> startFakeWorker(asio::any_io_executor executor,
-                                                                  std::string workspace, std::string runtime,
-                                                                  std::vector<std::string> flags) {
-  co_return Worker::start(executor, fakeWorkerSpec(std::move(flags)),
-                          WorkerOptions{.workspace = std::move(workspace), .runtime = std::move(runtime)});
+asio::awaitable<Result<std::shared_ptr<Worker>>> startFakeWorker(asio::any_io_executor executor, WorkerWanted wanted,
+                                                                  std::vector<std::string> flags, Metrics* metrics) {
+  auto options = fakeWorkerOptions(wanted.workspace);
+  options.language = wanted.language;
+  options.metrics = metrics;
+  co_return Worker::start(executor, fakeWorkerSpec(std::move(flags)), options);
+}
+
+WorkerWanted want(std::string workspace, std::uint64_t version = 1,
+                  workspace::Language language = workspace::Language::Node) {
+  return WorkerWanted{.workspace = std::move(workspace), .language = language, .version = version, .stored = nullptr};
 }
 
 config::PoolConfig testConfig() {
@@ -56,16 +63,16 @@ class WorkerPoolTest : public ::testing::Test {
   }
 
   SpawnFunction spawnFunction() {
-    return [this](std::string workspace, std::string runtime) {
+    return [this](WorkerWanted wanted) {
       ++spawns_;
-      auto flags = flags_[workspace];
-      return startFakeWorker(loop_.executor(), std::move(workspace), std::move(runtime), std::move(flags));
+      auto flags = flags_[wanted.workspace];
+      return startFakeWorker(loop_.executor(), std::move(wanted), std::move(flags), &metrics_);
     };
   }
 
   // Acquires the worker of `workspace` and remembers it for the checks of TearDown.
   Result<std::shared_ptr<Worker>> acquire(std::string workspace, std::uint64_t version = 1) {
-    auto worker = loop_.run(pool_.acquire(std::move(workspace), "fake", version), kProcessDeadline + 1s);
+    auto worker = loop_.run(pool_.acquire(want(std::move(workspace), version)), kProcessDeadline + 1s);
     if (worker) remember(*worker);
     return worker;
   }
@@ -101,7 +108,7 @@ TEST_F(WorkerPoolTest, ReusesTheLiveWorkerOfAWorkspace) {
 TEST_F(WorkerPoolTest, KeepsOneWorkerPerWorkspaceAndRuntime) {
   auto fake = acquireOk("a");
 
-  auto other = loop_.run(pool_.acquire("a", "other", 1), kProcessDeadline + 1s);
+  auto other = loop_.run(pool_.acquire(want("a", 1, workspace::Language::Python)), kProcessDeadline + 1s);
 
   ASSERT_TRUE(other);
   remember(*other);
@@ -110,8 +117,8 @@ TEST_F(WorkerPoolTest, KeepsOneWorkerPerWorkspaceAndRuntime) {
 }
 
 TEST_F(WorkerPoolTest, ConcurrentAcquiresShareOneSpawn) {
-  auto first = loop_.start(pool_.acquire("a", "fake", 1));
-  auto second = loop_.start(pool_.acquire("a", "fake", 1));
+  auto first = loop_.start(pool_.acquire(want("a")));
+  auto second = loop_.start(pool_.acquire(want("a")));
 
   ASSERT_TRUE(loop_.runUntil([&] { return first->done && second->done; }, kProcessDeadline));
 
@@ -174,7 +181,7 @@ TEST_F(WorkerPoolTest, RetireWorkspaceMakesTheNextAcquireSpawn) {
 
 TEST_F(WorkerPoolTest, DiscardsAWorkerRetiredWhileItStarts) {
   flags_["a"] = {"--ready-delay", "200"};
-  auto acquiring = loop_.start(pool_.acquire("a", "fake", 1));
+  auto acquiring = loop_.start(pool_.acquire(want("a")));
   ASSERT_TRUE(loop_.runUntil([&] { return spawns_ == 1; }, kProcessDeadline));
 
   pool_.retireWorkspace("a");  // e.g. a save while the first run spawns the worker
@@ -191,7 +198,7 @@ TEST_F(WorkerPoolTest, DiscardsAWorkerRetiredWhileItStarts) {
 TEST_F(WorkerPoolTest, ReplacesAWorkerThatDied) {
   auto first = acquireOk("a");
   auto crash = loop_.run(callRun(first, "crash", {}, kProcessDeadline), kProcessDeadline + 1s);
-  ASSERT_EQ(crash.status, ReplyStatus::Died);
+  ASSERT_EQ(errorOf(crash), Errc::WorkerDied);
   ASSERT_TRUE(waitReaped(loop_, *first));
 
   auto second = acquireOk("a");
@@ -216,31 +223,30 @@ TEST_F(WorkerPoolTest, ReportsASpawnFailureAndRetriesOnTheNextAcquire) {
   EXPECT_EQ(pool_.size(), 0u);
 }
 
-TEST_F(WorkerPoolTest, CheckResponsiveKillsAWorkerThatNoLongerAnswers) {
+TEST_F(WorkerPoolTest, ATimedOutRunOnAWorkerThatNoLongerAnswersGetsItKilled) {
   auto worker = acquireOk("a");
+
   auto spin = loop_.run(callRun(worker, "spin", {}, 50ms));
-  ASSERT_EQ(spin.status, ReplyStatus::TimedOut);
 
-  pool_.checkResponsive(worker);
-
+  ASSERT_EQ(errorOf(spin), Errc::RunTimedOut);
   ASSERT_TRUE(waitReaped(loop_, *worker));
   EXPECT_EQ(metrics_.killsStuck, 1u);
   EXPECT_TRUE(noLongerAChild(worker->pid()));
   EXPECT_NE(acquireOk("a")->pid(), worker->pid());
 }
 
-TEST_F(WorkerPoolTest, CheckResponsiveKeepsAWorkerThatStillAnswers) {
+TEST_F(WorkerPoolTest, ATimedOutRunOnAWorkerThatStillAnswersKeepsIt) {
   auto worker = acquireOk("a");
-  auto hang = loop_.run(callRun(worker, "hang", {}, 50ms));
-  ASSERT_EQ(hang.status, ReplyStatus::TimedOut);
 
-  pool_.checkResponsive(worker);
+  auto hang = loop_.run(callRun(worker, "hang", {}, 50ms));
+
+  ASSERT_EQ(errorOf(hang), Errc::RunTimedOut);
   ASSERT_TRUE(loop_.runUntil([&] { return worker->inFlight() == 1; }, 1s));  // the ping is out
   // The fake answers in order, so once this reply is in, the pong has been handled too.
   auto echo = loop_.run(callRun(worker, "echo", {{"n", 1}}, kProcessDeadline), kProcessDeadline + 1s);
   ASSERT_TRUE(loop_.runUntil([&] { return worker->inFlight() == 0; }, kProcessDeadline));
 
-  EXPECT_EQ(echo.status, ReplyStatus::Replied);
+  EXPECT_EQ(errorOf(echo), std::nullopt);
   EXPECT_EQ(metrics_.killsStuck, 0u);
   EXPECT_EQ(worker->state(), Worker::State::Ready);
   EXPECT_EQ(acquireOk("a"), worker);
@@ -259,7 +265,7 @@ TEST_F(WorkerPoolTest, ShutdownKillsWorkersThatDoNotExitWithinTheGrace) {
   auto calm = acquireOk("a");
   auto stuck = acquireOk("b");
   auto spin = loop_.run(callRun(stuck, "spin", {}, 50ms));
-  ASSERT_EQ(spin.status, ReplyStatus::TimedOut);
+  ASSERT_EQ(errorOf(spin), Errc::RunTimedOut);
 
   loop_.run(pool_.shutdown(100ms), kProcessDeadline);
 
@@ -270,7 +276,7 @@ TEST_F(WorkerPoolTest, ShutdownKillsWorkersThatDoNotExitWithinTheGrace) {
   ASSERT_TRUE(waitReaped(loop_, *stuck));
   EXPECT_TRUE(noLongerAChild(calm->pid()));
   EXPECT_TRUE(noLongerAChild(stuck->pid()));
-  auto after = loop_.run(pool_.acquire("a", "fake", 1));
+  auto after = loop_.run(pool_.acquire(want("a")));
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error().code, Errc::ShuttingDown);
 }

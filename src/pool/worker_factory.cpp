@@ -1,0 +1,89 @@
+#include "pool/worker_factory.hpp"
+
+#include "common/async.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
+#include "workspace/codegen.hpp"
+
+namespace customcode::pool {
+
+std::uint64_t versionOf(const workspace::StoredWorkspace& stored) {
+  const auto& identity = stored.identity;
+  return text::fingerprint(std::string_view(reinterpret_cast<const char*>(&identity), sizeof identity));
+}
+
+WorkerFactory::WorkerFactory(asio::any_io_executor executor, asio::thread_pool& fsPool,
+                             workspace::WorkspaceStore& store, const runtimes::Runtimes& runtimes, SparePool& spares,
+                             const config::Config& config, Metrics& metrics)
+    : executor_(executor),
+      fsPool_(fsPool),
+      store_(store),
+      runtimes_(runtimes),
+      spares_(spares),
+      config_(config),
+      metrics_(metrics) {}
+
+WorkerOptions WorkerFactory::options(std::string workspace, workspace::Language language, WorkerRole role) const {
+  return WorkerOptions{.workspace = std::move(workspace),
+                       .language = language,
+                       .role = role,
+                       .pingTimeout = config_.pool.pingTimeout,
+                       .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
+                       .logsMaxBytes = config_.runtime.logsMaxBytes,
+                       .killGrace = config_.pool.killGrace,
+                       .longRunAfter = role == WorkerRole::Check ? std::chrono::milliseconds(0) : config_.pool.longRunAfter,
+                       .longRunNice = config_.pool.longRunNice,
+                       .metrics = role == WorkerRole::Check ? nullptr : &metrics_};
+}
+
+asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWanted wanted) {
+  if (!wanted.stored) throw std::logic_error("WorkerFactory::start: no workspace to load");
+  const auto language = wanted.language;
+  auto dir = store_.directory(wanted.workspace);
+  auto scriptPath = dir / std::string(workspace::scriptFileName(language));
+  // The script's text comes back when a spare can take the workspace over: a workspace without
+  // npm packages (a spare's sandbox cannot see any workspace directory). It is generated from
+  // wanted.stored, like the file a fresh worker reads: one version, whichever worker serves it.
+  const bool spareCandidate = runtimes::traits(language).spares && config_.pool.spareWorkers > 0;
+  // A named lambda: GCC 12 corrupts a lambda temporary built inside a co_await expression.
+  auto sync = [&store = store_, stored = wanted.stored, language, dir, spareCandidate]() -> Result<std::string> {
+    if (auto synced = store.syncScripts(*stored); !synced) return synced.error();
+    std::error_code ec;
+    if (!spareCandidate || std::filesystem::exists(dir / "node_modules", ec)) return std::string();
+    return workspace::generateScript(language, stored->workspace, stored->fingerprint);
+  };
+  auto synced = co_await onPool(fsPool_, executor_, std::move(sync));
+  if (!synced) co_return synced.error();
+  if (!synced->empty()) {
+    auto spare = co_await takeOverSpare(wanted.workspace, std::move(*synced), scriptPath);
+    if (spare) co_return spare;
+  }
+  co_return Worker::start(executor_, runtimes_.workerCommand(language, dir, scriptPath),
+                          options(wanted.workspace, language, WorkerRole::Serve));
+}
+
+asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::string workspace, std::string script,
+                                                                       std::filesystem::path scriptPath) {
+  auto spare = spares_.take();
+  if (!spare) co_return nullptr;
+  const auto filename = scriptPath.string();  // not a temporary in the co_await (GCC 12)
+  if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
+    log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,
+                      spare->pid());
+    spare->kill("it could not load the workspace");
+    co_return nullptr;
+  }
+  log::pool()->info("[ws:{}][pid {}] spare worker took over the workspace", workspace, spare->pid());
+  co_return spare;
+}
+
+Result<std::shared_ptr<Worker>> WorkerFactory::startSpare() {
+  return Worker::start(executor_, runtimes_.spareCommand(workspace::Language::Node),
+                       options("-", workspace::Language::Node, WorkerRole::Spare));
+}
+
+Result<std::shared_ptr<Worker>> WorkerFactory::startChecker(workspace::Language language) {
+  return Worker::start(executor_, runtimes_.checkerCommand(language), options("-", language, WorkerRole::Check));
+}
+
+}  // namespace customcode::pool
