@@ -155,7 +155,7 @@ asio::awaitable<Result<StagedPackages>> NpmInstaller::prepare(workspace::Workspa
     if (!required) co_return required.error();
     packages = std::move(*required);
   }
-  // Named lambdas: GCC 12 corrupts lambda temporaries built inside co_await expressions.
+  // Named lambdas (GCC 12, common/async.hpp).
   auto makePlan = [this, name = workspace.name, &packages] { return plan(name, packages); };
   auto planned = co_await onPool(fsPool_, loop_, std::move(makePlan));
   if (!planned) co_return planned.error();

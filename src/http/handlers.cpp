@@ -144,7 +144,7 @@ Response Api::metrics(const Request& request) const {
 }
 
 asio::awaitable<Response> Api::list(const Request& request) {
-  // Named lambdas throughout: GCC 12 corrupts lambda temporaries built inside co_await expressions.
+  // Named lambdas throughout (GCC 12, common/async.hpp).
   auto listAll = [&store = deps_.store] { return store.list(); };
   auto names = co_await onPool(deps_.fsPool, deps_.loop, std::move(listAll));
   json::array workspaces;
@@ -210,7 +210,7 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
   co_return jsonResponse(bhttp::status::ok, request.body(), request.version(), request.keep_alive());
 }
 
-// A member coroutine, not a lambda: GCC 12 corrupts the frames of lambda coroutines.
+// A member coroutine, not a lambda (GCC 12, common/async.hpp).
 asio::awaitable<void> Api::warm(pool::WorkerWanted wanted) {
   auto warmed = co_await deps_.pool.acquire(wanted);
   if (!warmed)
@@ -263,7 +263,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
     co_return fail(Error{Errc::LanguageUnavailable, "Functions in " + std::string(workspace::languageName(fn->language)) +
                                                         " cannot run on this server yet"});
 
-  // Named, not temporaries in the co_await expressions: GCC 12 destroys those twice.
+  // Named, not temporaries in the co_await expressions (GCC 12, common/async.hpp).
   auto want = wanted(*stored, fn->language);
   auto worker = co_await deps_.pool.acquire(std::move(want));
   if (!worker) {
@@ -276,7 +276,9 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
 
   const auto timeout = config_.pool.*runtimes::traits(fn->language).runTimeout;
   const json::value arguments(std::move(*parameters));
+  ++deps_.metrics.runsInFlight;
   auto outcome = co_await (*worker)->run(function, arguments, timeout);
+  --deps_.metrics.runsInFlight;
   if (auto label = outcome.metricLabel(); !label.empty())
     deps_.metrics.recordRun(std::string(label), std::chrono::duration<double>(outcome.elapsed).count());
   auto response = outcome.ok() ? jsonResponse(bhttp::status::ok, successBody(outcome), request.version(),

@@ -114,7 +114,7 @@ asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_v
 
 asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::json::value& parameters,
                                         std::chrono::milliseconds timeout) {
-  const auto members = runMembers(function, parameters);  // not a temporary in co_await (GCC 12)
+  const auto members = runMembers(function, parameters);  // named (GCC 12, common/async.hpp)
   auto reply = co_await call("run", members, timeout);
   RunOutcome outcome;
   outcome.elapsed = reply.elapsed;
@@ -307,6 +307,7 @@ void Worker::handleFrame(std::string_view line) {
     Pending& pending = *it->second;
     pending.reply.result.emplace(result->result);
     pending.reply.duration = result->duration;
+    ++textResults_;
     answer(pending);
     return;
   }

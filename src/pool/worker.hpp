@@ -119,6 +119,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::string label() const;
   std::chrono::steady_clock::time_point lastUsed() const { return lastUsed_; }
   std::chrono::steady_clock::time_point startedAt() const { return startedAt_; }
+  // How many successful results came in the bootstraps' layout and were forwarded as text.
+  std::uint64_t textResultsForTest() const { return textResults_; }
 
  private:
   struct Pending;
@@ -181,6 +183,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::chrono::steady_clock::time_point startedAt_;
   std::chrono::steady_clock::time_point outputWindowStart_;
   std::size_t outputLinesInWindow_ = 0;
+  std::uint64_t textResults_ = 0;
 };
 
 }  // namespace customcode::pool

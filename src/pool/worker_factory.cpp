@@ -24,16 +24,17 @@ WorkerFactory::WorkerFactory(asio::any_io_executor executor, asio::thread_pool& 
       metrics_(metrics) {}
 
 WorkerOptions WorkerFactory::options(std::string workspace, workspace::Language language, WorkerRole role) const {
-  return WorkerOptions{.workspace = std::move(workspace),
-                       .language = language,
-                       .role = role,
-                       .pingTimeout = config_.pool.pingTimeout,
-                       .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
-                       .logsMaxBytes = config_.runtime.logsMaxBytes,
-                       .killGrace = config_.pool.killGrace,
-                       .longRunAfter = role == WorkerRole::Check ? std::chrono::milliseconds(0) : config_.pool.longRunAfter,
-                       .longRunNice = config_.pool.longRunNice,
-                       .metrics = role == WorkerRole::Check ? nullptr : &metrics_};
+  return WorkerOptions{
+      .workspace = std::move(workspace),
+      .language = language,
+      .role = role,
+      .pingTimeout = config_.pool.pingTimeout,
+      .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
+      .logsMaxBytes = config_.runtime.logsMaxBytes,
+      .killGrace = config_.pool.killGrace,
+      .longRunAfter = role == WorkerRole::Check ? std::chrono::milliseconds(0) : config_.pool.longRunAfter,
+      .longRunNice = config_.pool.longRunNice,
+      .metrics = role == WorkerRole::Check ? nullptr : &metrics_};
 }
 
 asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWanted wanted) {
@@ -45,7 +46,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
   // npm packages (a spare's sandbox cannot see any workspace directory). It is generated from
   // wanted.stored, like the file a fresh worker reads: one version, whichever worker serves it.
   const bool spareCandidate = runtimes::traits(language).spares && config_.pool.spareWorkers > 0;
-  // A named lambda: GCC 12 corrupts a lambda temporary built inside a co_await expression.
+  // A named lambda (GCC 12, common/async.hpp).
   auto sync = [&store = store_, stored = wanted.stored, language, dir, spareCandidate]() -> Result<std::string> {
     if (auto synced = store.syncScripts(*stored); !synced) return synced.error();
     std::error_code ec;
@@ -63,10 +64,10 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
 }
 
 asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::string workspace, std::string script,
-                                                                       std::filesystem::path scriptPath) {
+                                                                      std::filesystem::path scriptPath) {
   auto spare = spares_.take();
   if (!spare) co_return nullptr;
-  const auto filename = scriptPath.string();  // not a temporary in the co_await (GCC 12)
+  const auto filename = scriptPath.string();  // named (GCC 12, common/async.hpp)
   if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
     log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,
                       spare->pid());

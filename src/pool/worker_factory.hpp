@@ -29,8 +29,7 @@ class WorkerFactory {
   // Every argument is owned by the caller and outlives the factory. `spares` may be used only
   // once start() is called (it may be built after the factory).
   WorkerFactory(asio::any_io_executor executor, asio::thread_pool& fsPool, workspace::WorkspaceStore& store,
-                const runtimes::Runtimes& runtimes, SparePool& spares, const config::Config& config,
-                Metrics& metrics);
+                const runtimes::Runtimes& runtimes, SparePool& spares, const config::Config& config, Metrics& metrics);
 
   // Starts the worker of `wanted`, loading exactly wanted.stored (no second read of the store):
   // brings its generated script in line with that version first (a crash mid-save, an upgrade),

@@ -83,7 +83,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(WorkerWante
                                 .lru = std::prev(lru_.end())});
     ++metrics_.spawns;
     auto spawned = co_await spawn_(wanted);
-    // No co_await inside ?: here: GCC 12 destroys such a temporary twice (use-after-free).
+    // No co_await inside ?: here (GCC 12, common/async.hpp).
     Result<void> ready = spawned ? Result<void>() : Result<void>(spawned.error());
     if (spawned) {
       auto waited = co_await (*spawned)->waitReady(config_.startupTimeout);

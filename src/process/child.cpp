@@ -36,10 +36,7 @@ void Child::State::reap(int options) {
   pid_t got;
   do got = ::waitpid(pid, &status, options);
   while (got < 0 && errno == EINTR);
-  if (got == pid || (got < 0 && errno == ECHILD)) {
-    reaped = true;
-    deadline.cancel();
-  }
+  if (got == pid || (got < 0 && errno == ECHILD)) reaped = true;
 }
 
 Result<Child> Child::watch(asio::any_io_executor executor, pid_t pid) {
@@ -49,14 +46,15 @@ Result<Child> Child::watch(asio::any_io_executor executor, pid_t pid) {
     ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return Error{Errc::SpawnFailed, std::string("cannot watch the child process (pidfd_open, Linux 5.3 or later): ") +
-                                        std::strerror(err)};
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    return Error{Errc::SpawnFailed,
+                 std::string("cannot watch the child process (pidfd_open, Linux 5.3 or later): ") + std::strerror(err)};
   }
   return Child(std::make_shared<State>(executor, pid, fd));
 }
 
+// No call on the timer or the pidfd here: the child may be destroyed with its io_context, whose
+// services are shut down by then.
 Child::~Child() {
   if (!state_ || state_->reaped) return;
   state_->kill();
@@ -80,11 +78,12 @@ asio::awaitable<int> Child::wait() {
   auto state = state_;
   while (!state->reaped) {
     // A pidfd is readable once the process has exited; waitpid then returns at once.
-    auto [ec] = co_await state->pidfd.async_wait(asio::posix::descriptor_base::wait_read,
-                                                 asio::as_tuple(asio::use_awaitable));
+    auto [ec] =
+        co_await state->pidfd.async_wait(asio::posix::descriptor_base::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
     state->reap(ec ? 0 : WNOHANG);
   }
+  state->deadline.cancel();  // its handler would do nothing now; it must not keep the loop busy
   co_return state->status;
 }
 
@@ -96,7 +95,8 @@ Result<Started> start(asio::any_io_executor executor, const LaunchSpec& spec) {
     for (int fd : {pipes->requests, pipes->frames, pipes->output}) ::close(fd);
     return child.error();
   }
-  return Started{.child = std::move(*child), .requests = pipes->requests, .frames = pipes->frames, .output = pipes->output};
+  return Started{
+      .child = std::move(*child), .requests = pipes->requests, .frames = pipes->frames, .output = pipes->output};
 }
 
 namespace {

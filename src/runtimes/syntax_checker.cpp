@@ -42,7 +42,7 @@ boost::asio::awaitable<Result<void>> SyntaxChecker::check(const workspace::Works
     // A checker that died (it only parses, but a parser can crash) is replaced once.
     Result<std::vector<pool::SyntaxProblem>> problems = Error{Errc::WorkerDied, "no checker"};
     for (int attempt = 0; attempt < 2; ++attempt) {
-      // Named, not a temporary in the co_await expression: GCC 12 destroys those twice.
+      // Named, not a temporary in the co_await expression (GCC 12, common/async.hpp).
       pool::WorkerWanted wanted{.workspace = "-", .language = language, .version = 0, .stored = nullptr};
       auto checker = co_await checkers_.acquire(std::move(wanted));
       if (!checker) co_return checker.error();

@@ -24,7 +24,7 @@ inline constexpr std::chrono::milliseconds kProcessDeadline{10'000};
 
 inline process::LaunchSpec fakeWorkerSpec(std::vector<std::string> flags = {}) {
   process::LaunchSpec spec;
-  spec.argv = {"/usr/bin/python3", std::string(CUSTOMCODE_FIXTURES_DIR) + "/fake_worker.py"};
+  spec.argv = {CUSTOMCODE_PYTHON, std::string(CUSTOMCODE_FIXTURES_DIR) + "/fake_worker.py"};
   spec.argv.insert(spec.argv.end(), flags.begin(), flags.end());
   spec.env = {"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"};
   return spec;
@@ -54,7 +54,9 @@ inline std::optional<Errc> errorOf(const pool::RunOutcome& outcome) {
 // The result of a successful run, parsed.
 inline boost::json::value resultOf(const pool::RunOutcome& outcome) {
   if (!outcome.ok()) throw std::runtime_error("the run failed: " + outcome.error->message);
-  return boost::json::parse(outcome.result);
+  boost::json::parse_options options;
+  options.max_depth = pool::kMaxFrameDepth;
+  return boost::json::parse(outcome.result, {}, options);
 }
 
 // Runs the loop until `worker`'s process is gone and reaped; false if the deadline passed.
