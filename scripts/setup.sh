@@ -7,10 +7,13 @@ packages=(
   build-essential cmake
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest
-  python3 python3-pytest python3-requests python3-yaml
+  python3 python3-pytest python3-requests python3-yaml python3-jsonschema
   bubblewrap wrk
   python3-numpy python3-pandas python3-tabulate python3-dateparser python3-urllib3 python3-docx
 )
+# Worker network isolation (docs/security.md): pasta, nftables, unshare (util-linux), and iproute2
+# for the tests' own "outside" namespace.
+packages+=(passt nftables util-linux iproute2)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
@@ -24,4 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# @redocly/cli lints docs/openapi.json (scripts/lint-openapi.sh), installed from npm's default
+# registry into .tools/redocly (not globally). 1.34 runs on Debian 12's Node.js 18; 2.x needs 20.19.
+REDOCLY_VERSION=1.34.20
+tools="$(cd "$(dirname "$0")/.." && pwd)/.tools/redocly"
+if [ "$(cat "$tools/version" 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
+  echo "setup: installing @redocly/cli $REDOCLY_VERSION into $tools"
+  mkdir -p "$tools"
+  npm install --prefix "$tools" --no-audit --no-fund --no-save --loglevel=error "@redocly/cli@$REDOCLY_VERSION"
+  echo "$REDOCLY_VERSION" > "$tools/version"
 fi

@@ -19,6 +19,7 @@ Server::Server(config::Config config)
     : config_(std::move(config)),
       store_(config_.store),
       npm_(ioc_.get_executor(), fsPool_, store_, config_.npm, metrics_),
+      network_(config_.network),
       sandbox_(config_.sandbox),
       runtimes_(config_.runtime, sandbox_),
       factory_(ioc_.get_executor(), fsPool_, store_, runtimes_, spares_, config_, metrics_),
@@ -52,6 +53,8 @@ std::vector<std::string> Server::prepare() {
   // Before any worker or checker starts: every command goes through the sandbox.
   problems = sandbox_.prepare({store_.root(), *staged});
   if (!problems.empty()) return problems;
+  problems = prepareNetwork();
+  if (!problems.empty()) return problems;
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
   if (config_.pool.longRunAfter.count() > 0 && !process::canRaisePriority())
     log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "
@@ -67,6 +70,28 @@ std::vector<std::string> Server::prepare() {
     return problems;
   }
   port_ = *port;
+  return problems;
+}
+
+std::vector<std::string> Server::prepareNetwork() {
+  std::optional<pool::LaunchSpec> probe;
+  if (sandbox_.isolated()) {
+    pool::LaunchSpec check;
+    check.argv = {"/bin/true"};
+    check.env = {"PATH=/usr/bin:/bin"};
+    check.cwd = "/";
+    probe = sandbox_.wrap(std::move(check), pool::SandboxView{});
+  }
+  // Beside the workspaces but out of every sandbox's view: the rule set names the host's addresses.
+  auto dir = store_.root() / ".network";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  auto problems = network_.prepare(std::move(probe), dir);
+  if (!problems.empty()) return problems;
+  sandbox_.useNetwork(&network_);
+  metrics_.workerNetwork = network::WorkerNetwork::modeName(network_.mode());
+  for (const auto& warning : network_.warnings()) sandbox_.addWarning(warning);
   return problems;
 }
 

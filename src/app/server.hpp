@@ -5,6 +5,7 @@
 #include "deps/npm_installer.hpp"
 #include "http/handlers.hpp"
 #include "http/listener.hpp"
+#include "network/worker_network.hpp"
 #include "pool/sandbox.hpp"
 #include "pool/spare_pool.hpp"
 #include "pool/worker_factory.hpp"
@@ -43,6 +44,8 @@ class Server {
  private:
   static constexpr std::chrono::milliseconds kFirstSpareWait{2000};
 
+  // Sets up the workers' network (after the sandbox, before any worker starts).
+  std::vector<std::string> prepareNetwork();
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
 
@@ -53,6 +56,7 @@ class Server {
   Metrics metrics_;
   workspace::WorkspaceStore store_;
   deps::NpmInstaller npm_;
+  network::WorkerNetwork network_;  // outlives every worker
   pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerFactory factory_;

@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <mutex>
+#include <utility>
 
 namespace customcode::log {
 namespace {
@@ -47,6 +48,30 @@ std::shared_ptr<spdlog::logger> app() {
 void setLevel(spdlog::level::level_enum level) {
   gLevel = level;
   for (auto* get : {&http, &store, &pool, &runtime, &app}) (*get)()->set_level(level);
+}
+
+namespace {
+
+// The names LOG_LEVEL takes (spdlog's own say "warning" and map unknown names to `off`).
+constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevelNames[] = {
+    {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
+    {"warn", spdlog::level::warn},   {"error", spdlog::level::err},   {"critical", spdlog::level::critical},
+    {"off", spdlog::level::off}};
+
+}  // namespace
+
+spdlog::level::level_enum level() { return gLevel; }
+
+std::string_view levelName(spdlog::level::level_enum level) {
+  for (const auto& [name, value] : kLevelNames)
+    if (value == level) return name;
+  return "off";
+}
+
+std::optional<spdlog::level::level_enum> parseLevel(std::string_view name) {
+  for (const auto& [known, value] : kLevelNames)
+    if (known == name) return value;
+  return std::nullopt;
 }
 
 std::string truncateForLog(std::string_view text, std::size_t max) {

@@ -32,6 +32,7 @@ struct Metrics {
   std::uint64_t npmInstalls = 0;         // npm runs started at save time
   std::uint64_t npmInstallFailures = 0;  // of which failed or timed out
   std::uint64_t httpRequests = 0;
+  std::string workerNetwork = "host";  // WORKER_NETWORK in effect: isolated, host or none
 
   void recordRun(const std::string& outcome, double seconds) {
     ++runsByOutcome[outcome];

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "network/cidr.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -73,6 +75,20 @@ struct SandboxConfig {
   bool nodePermissionModel = true;                  // NODE_PERMISSION_MODEL
 };
 
+// What the network of a worker reaches (docs/security.md, "Network").
+struct WorkerNetworkConfig {
+  enum class Mode { Isolated, Host, None };
+  Mode mode = Mode::Isolated;  // WORKER_NETWORK: isolated (default), host or none
+  // WORKER_NETWORK set to "isolated" (not left to its default): refuse to start without it
+  // instead of falling back to host.
+  bool required = false;
+  std::vector<network::Cidr> deny;   // WORKER_NETWORK_DENY: added to the default list
+  std::vector<network::Cidr> allow;  // WORKER_NETWORK_ALLOW: reachable even when denied
+  std::filesystem::path pastaPath = "/usr/bin/pasta";
+  std::filesystem::path nftPath = "/usr/sbin/nft";
+  std::filesystem::path unsharePath = "/usr/bin/unshare";
+};
+
 struct LogConfig {
   std::string level = "info";  // LOG_LEVEL
 };
@@ -84,6 +100,7 @@ struct Config {
   RuntimeConfig runtime;
   NpmConfig npm;
   SandboxConfig sandbox;
+  WorkerNetworkConfig network;
   LogConfig log;
 };
 

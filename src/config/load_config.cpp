@@ -57,6 +57,14 @@ auto list(std::function<std::vector<std::string>&(Config&)> field) {
   };
 }
 
+auto cidrs(std::function<std::vector<network::Cidr>&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    std::string error;
+    field(c) = network::parseCidrList(text, error);
+    return error;
+  };
+}
+
 auto path(std::function<std::filesystem::path&(Config&)> field) {
   return [field](std::string_view text, Config& c) -> std::string {
     if (text::trim(text).empty()) return "must not be empty";
@@ -176,6 +184,18 @@ const std::vector<Variable>& variables() {
          else return "must be yes, true, no or false";
          return {};
        }},
+      {"WORKER_NETWORK",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         c.network.required = v == "isolated";
+         if (v == "isolated" || v.empty()) c.network.mode = WorkerNetworkConfig::Mode::Isolated;
+         else if (v == "host") c.network.mode = WorkerNetworkConfig::Mode::Host;
+         else if (v == "none") c.network.mode = WorkerNetworkConfig::Mode::None;
+         else return "must be isolated, host or none";
+         return {};
+       }},
+      {"WORKER_NETWORK_DENY", cidrs([](Config& c) -> std::vector<network::Cidr>& { return c.network.deny; })},
+      {"WORKER_NETWORK_ALLOW", cidrs([](Config& c) -> std::vector<network::Cidr>& { return c.network.allow; })},
       {"LOG_LEVEL",
        [](std::string_view text, Config& c) -> std::string {
          auto v = text::toLower(text::trim(text));

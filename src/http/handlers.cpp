@@ -5,6 +5,7 @@
 #include "common/text.hpp"
 #include "http/error_response.hpp"
 #include "http/metrics.hpp"
+#include "http/operations.hpp"
 #include "http/router.hpp"
 #include "workspace/validation.hpp"
 
@@ -120,6 +121,9 @@ asio::awaitable<Response> Api::handle(Request request) {
     case RouteKind::GetWorkspace: co_return co_await get(request, std::move(route->workspace));
     case RouteKind::DeleteWorkspace: co_return co_await remove(request, std::move(route->workspace));
     case RouteKind::Run: co_return co_await run(request, std::move(route->workspace), std::move(route->function));
+    case RouteKind::OpenApi: co_return openApiResponse(request);
+    case RouteKind::GetLogging: co_return loggingResponse(request);
+    case RouteKind::SetLogging: co_return setLogging(request);
   }
   co_return errorResponse(Error{Errc::RouteNotFound, "Route not found"}, request.version(), request.keep_alive());
 }
@@ -249,7 +253,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   const Error notFound{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""};
   if (auto why = workspace::workspaceNameProblem(name); !why.empty())
     co_return fail(workspace::invalidRequest("workspace", why));
-  if (auto why = workspace::identifierProblem(function); !why.empty()) co_return fail(notFound);
+  if (!workspace::couldBeFunctionName(function)) co_return fail(notFound);
   auto body = parseJsonBody(request.body(), true);
   if (!body) co_return fail(body.error());
   auto parameters = workspace::parseRunBody(*body);

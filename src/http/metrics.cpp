@@ -41,6 +41,10 @@ std::string renderMetrics(const Metrics& m) {
           m.npmInstalls);
   counter("customcode_npm_install_failures_total", "npm installs that failed or timed out.", m.npmInstallFailures);
   counter("customcode_http_requests_total", "HTTP requests handled.", m.httpRequests);
+  out += "# HELP customcode_worker_network The network workers get (WORKER_NETWORK in effect): 1 for the mode in force.\n"
+         "# TYPE customcode_worker_network gauge\n";
+  for (const auto* mode : {"isolated", "host", "none"})
+    out += fmt::format("customcode_worker_network{{mode=\"{}\"}} {}\n", mode, m.workerNetwork == mode ? 1 : 0);
   return out;
 }
 

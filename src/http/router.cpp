@@ -45,6 +45,15 @@ Result<Route> matchRoute(bhttp::verb method, std::string_view target) {
     if (method != bhttp::verb::get && method != bhttp::verb::head) return methodNotAllowed("GET");
     return Route{RouteKind::Healthcheck, {}, {}};
   }
+  if (is({"openapi.json"})) {
+    if (method != bhttp::verb::get) return methodNotAllowed("GET");
+    return Route{RouteKind::OpenApi, {}, {}};
+  }
+  if (is({"sys", "logging"})) {
+    if (method == bhttp::verb::get) return Route{RouteKind::GetLogging, {}, {}};
+    if (method == bhttp::verb::put) return Route{RouteKind::SetLogging, {}, {}};
+    return methodNotAllowed("GET, PUT");
+  }
   if (is({"metrics"})) {
     if (method != bhttp::verb::get) return methodNotAllowed("GET");
     return Route{RouteKind::Metrics, {}, {}};

@@ -16,6 +16,9 @@ enum class RouteKind {
   GetWorkspace,    // GET /v2/functions/{workspace}
   DeleteWorkspace, // DELETE /v2/functions/{workspace}
   Run,             // POST /v2/functions/{workspace}/run/{function}
+  OpenApi,         // GET /openapi.json
+  GetLogging,      // GET /sys/logging
+  SetLogging,      // PUT /sys/logging
 };
 
 struct Route {

@@ -1,6 +1,7 @@
 #include "pool/sandbox.hpp"
 
 #include "common/log.hpp"
+#include "network/worker_network.hpp"
 #include "process/child.hpp"
 
 #include <sys/wait.h>
@@ -123,6 +124,7 @@ LaunchSpec Sandbox::wrap(LaunchSpec spec, const SandboxView& view) const {
     spec.uid = kSandboxUid;
     spec.gid = kSandboxGid;
   }
+  if (network_ != nullptr) network_->join(spec);
   return spec;
 }
 

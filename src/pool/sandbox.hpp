@@ -13,6 +13,10 @@
 // environment but the runtime's, no capabilities, no_new_privs, and a file system made of the
 // system directories, its bootstrap and its own workspace (all read-only) and a small private /tmp.
 // Resource limits apply in every mode.
+namespace customcode::network {
+class WorkerNetwork;
+}
+
 namespace customcode::pool {
 
 using process::LaunchSpec;
@@ -56,6 +60,8 @@ class Sandbox {
   // Adds what else is weaker than asked (e.g. a Node.js without a permission model).
   void addWarning(std::string warning) { warnings_.push_back(std::move(warning)); }
   std::string describe() const;
+  // Sandboxed processes start in this network (network/worker_network.hpp); null: the host's.
+  void useNetwork(const network::WorkerNetwork* network) { network_ = network; }
 
  private:
   std::vector<std::string> bwrapArguments(const LaunchSpec& spec, const SandboxView& view) const;
@@ -66,6 +72,7 @@ class Sandbox {
   bool prepared_ = false;
   bool isolated_ = false;
   bool switchUser_ = false;
+  const network::WorkerNetwork* network_ = nullptr;
   std::vector<std::string> warnings_;
 };
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -57,6 +58,7 @@ const char* stepName(int step) {
     case 6: return "setuid";
     case 7: return "prctl";
     case 8: return "exec";
+    case 9: return "setns";
     default: return "start";
   }
 }
@@ -83,6 +85,8 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
 
   pid_t pid = ::fork();
   if (pid == 0) {
+    for (int ns : spec.joinNamespaces)
+      if (::setns(ns, 0) != 0) childFail(status.write, 9);
     // Move every fd we keep above 10 first, so the dup2s below cannot clobber one another.
     int in = ::fcntl(requests.read, F_DUPFD_CLOEXEC, 10);
     int outFrames = ::fcntl(frames.write, F_DUPFD_CLOEXEC, 10);

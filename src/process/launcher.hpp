@@ -31,6 +31,8 @@ struct LaunchSpec {
   ResourceLimits limits;
   std::optional<uid_t> uid;  // switch to this uid/gid before exec
   std::optional<gid_t> gid;
+  // Namespaces (open /proc/PID/ns/* fds, in order) the child joins first (network/worker_network.hpp).
+  std::vector<int> joinNamespaces;
 };
 
 // The parent's ends of a started child. The caller owns the fds.

@@ -19,9 +19,13 @@ inline constexpr std::size_t kMaxFunctionNameBytes = 128;
 // valid UTF-8, bounded); otherwise why not.
 std::string workspaceNameProblem(std::string_view name);
 
-// Empty when `name` is an identifier valid in JavaScript and Python and reserved by neither (nor by
-// the names the generated module defines, such as `cache`); otherwise why not.
-std::string identifierProblem(std::string_view name);
+// Empty when `name` can name a function or parameter of `language`: an ASCII identifier of that
+// language (`$` allowed in JavaScript), not one of its reserved words nor a name the generated
+// module defines (such as `cache`), no leading `__` in Python; otherwise why not.
+std::string identifierProblem(std::string_view name, Language language);
+
+// Whether `name` can name a function in one of the languages at all.
+bool couldBeFunctionName(std::string_view name);
 
 // Validates a save body for workspace `name`.
 Result<Workspace> parseWorkspace(std::string name, const boost::json::value& body);

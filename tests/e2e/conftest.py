@@ -11,9 +11,29 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 import pytest
 import requests
+import requests.adapters
+
+from openapi_check import check_response
+
+# Ports of the services the tests started: every response from one of them is checked against the
+# OpenAPI document (docs/openapi.json), whichever helper or plain `requests` call received it.
+_SERVICE_PORTS = set()
+_real_send = requests.adapters.HTTPAdapter.send
+
+
+def _checked_send(self, request, **kwargs):
+    response = _real_send(self, request, **kwargs)
+    parsed = urllib.parse.urlsplit(request.url)
+    if parsed.hostname == "127.0.0.1" and parsed.port in _SERVICE_PORTS and not kwargs.get("stream"):
+        check_response(request.method, request.path_url, response.status_code, response.headers, response.content)
+    return response
+
+
+requests.adapters.HTTPAdapter.send = _checked_send
 
 DEFAULT_BINARY = os.path.join(os.path.dirname(__file__), "..", "..", "build", "customcode")
 
@@ -70,6 +90,7 @@ class Service:
                 m = self.LISTEN_RE.search(line)
                 if m and self.port is None:
                     self.port = int(m.group(1))
+                    _SERVICE_PORTS.add(self.port)
                     ready.set()
             ready.set()
 
@@ -80,6 +101,7 @@ class Service:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
+        _SERVICE_PORTS.discard(self.port)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -189,7 +211,9 @@ class Service:
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()
-            data = response.read().decode(errors="replace")
+            raw = response.read()
+            check_response(method, path, response.status, dict(response.getheaders()), raw)
+            data = raw.decode(errors="replace")
             try:
                 parsed = json.loads(data)
             except ValueError:
@@ -215,7 +239,7 @@ class Service:
 
 # What the service itself keeps in its data root, whatever the requests: the staged bootstrap
 # scripts and the npm cache.
-SERVICE_ENTRIES = {".runtime", ".npm-cache"}
+SERVICE_ENTRIES = {".runtime", ".npm-cache", ".network"}
 
 
 def stored_entries(path):

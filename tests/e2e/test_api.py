@@ -5,6 +5,7 @@ import os
 import pytest
 
 from conftest import HELLO, stored_entries, wait_for
+from openapi_check import check_response
 
 ECHO = {"echo": {"code": "return {s, n, i, b, o, a};", "parameters": {
     "s": {"type": "string"}, "n": {"type": "number"}, "i": {"type": "integer"},
@@ -123,7 +124,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(service):
         for method, path, body in requests_:
             conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
-            response.read()
+            check_response(method, path, response.status, dict(response.getheaders()), response.read())
             statuses.append(response.status)
             assert not response.will_close, path
             assert conn.sock is sock and sock.getsockname() == local, "the connection was reopened"
@@ -148,14 +149,15 @@ def test_bad_json_on_run_is_400(service):
 
 def test_wrong_types_are_400_with_every_json_path(service):
     body = {"functions": {
-        "f": {"code": 5, "parameters": {"x": {"type": "strin"}, "y": {"type": "number", "default": "no"},
-                                         "z": "string", "w": {}}, "language": "cobol", "description": 3},
+        "f": {"code": 5, "parameters": {"x": {"type": "strin"}, "y": {"type": "number", "defualt": "no"},
+                                         "z": "string", "w": {"description": 1}}, "language": "cobol",
+              "description": 3},
         "g": "return 1;"},
         "disableNpmRegistry": "yes"}
     r = service.post("/v2/functions/ws", json=body)
     body = assert_envelope(r, 400, "RequestValidationError")
-    assert {"functions.f.code", "functions.f.parameters.x.type", "functions.f.parameters.y.default",
-            "functions.f.parameters.z", "functions.f.parameters.w.type", "functions.f.language",
+    assert {"functions.f.code", "functions.f.parameters.x.type", "functions.f.parameters.y.defualt",
+            "functions.f.parameters.z", "functions.f.parameters.w.description", "functions.f.language",
             "functions.f.description", "functions.g", "disableNpmRegistry"} <= detail_paths(body)
     for d in body["details"]:
         assert isinstance(d["message"], str) and d["message"]
@@ -177,12 +179,24 @@ def test_wrong_shapes_are_400(untouched, body, path):
 @pytest.mark.parametrize("body,path", [
     ({"functions": {}, "extra": 1}, "extra"),
     ({"functions": {"f": {"code": "return 1;", "cod": "x"}}}, "functions.f.cod"),
-    ({"functions": {"f": {"code": "return 1;", "parameters": {"p": {"type": "string", "required": True}}}}},
-     "functions.f.parameters.p.required"),
+    ({"functions": {"f": {"code": "return 1;", "paramters": {}}}}, "functions.f.paramters"),
+    ({"functions": {"f": {"code": "return 1;", "parameters": {"p": {"tpye": "string"}}}}},
+     "functions.f.parameters.p.tpye"),
 ])
-def test_unknown_keys_on_save_are_400(untouched, body, path):
+def test_unknown_and_misspelt_keys_on_save_are_400(untouched, body, path):
     r = untouched.post("/v2/functions/ws", json=body)
     assert path in detail_paths(assert_envelope(r, 400, "RequestValidationError"))
+
+
+def test_foreign_keys_of_functions_and_parameters_are_accepted_and_kept(service):
+    # JSON Schema words (title, required, enum, items) and an editor's own keys are not ours to refuse.
+    body = {"functions": {"f": {
+        "code": "return p;", "title": "F", "tags": ["x"],
+        "parameters": {"p": {"type": "array", "title": "P", "required": True, "items": {"type": "string"},
+                             "enum": [["a"]], "examples": [["a"]]}}}}}
+    assert service.post("/v2/functions/ws", json=body).status_code == 200
+    assert service.get("/v2/functions/ws").json() == body
+    assert service.run("ws", "f", {"p": ["a"]}).json()["result"] == ["a"]
 
 
 def test_unknown_keys_and_wrong_types_on_run_are_400(service):
@@ -245,18 +259,24 @@ def test_longest_workspace_name_is_accepted(service):
     assert service.run(name, "hello", {"name": "x"}).json()["result"] == "Hello x"
 
 
-@pytest.mark.parametrize("fname", ["class", "function", "await", "def", "None", "lambda", "import", "yield",
-                                   "1abc", "a-b", "a b", "a.b", "", "caf\u00e9", "f" * 129, "__proto__",
-                                   "require", "cache"])
-def test_bad_function_names_are_400(untouched, fname):
-    r = untouched.save("ws", {fname: {"code": "return 1;"}})
+@pytest.mark.parametrize("fname,language", [
+    ("class", "nodejs"), ("function", "nodejs"), ("await", "nodejs"), ("null", "nodejs"), ("import", "nodejs"),
+    ("__proto__", "nodejs"), ("require", "nodejs"), ("cache", "nodejs"),
+    ("def", "python"), ("None", "python"), ("lambda", "python"), ("yield", "python"), ("__init__", "python"),
+    ("$f", "python"), ("cache", "python"),
+    ("1abc", "nodejs"), ("a-b", "nodejs"), ("a b", "python"), ("a.b", "nodejs"), ("", "nodejs"),
+    ("caf\u00e9", "python"), ("f" * 129, "nodejs")])
+def test_bad_function_names_are_400(untouched, fname, language):
+    r = untouched.save("ws", {fname: {"code": "return 1", "language": language}})
     body = assert_envelope(r, 400, "RequestValidationError")
     assert f"functions.{fname}" in detail_paths(body)
 
 
-@pytest.mark.parametrize("pname", ["class", "1x", "a-b", "None"])
-def test_bad_parameter_names_are_400(untouched, pname):
-    r = untouched.save("ws", {"f": {"code": "return 1;", "parameters": {pname: {"type": "string"}}}})
+@pytest.mark.parametrize("pname,language", [("class", "nodejs"), ("1x", "nodejs"), ("a-b", "python"),
+                                            ("None", "python"), ("new", "nodejs"), ("$p", "python")])
+def test_bad_parameter_names_are_400(untouched, pname, language):
+    r = untouched.save("ws", {"f": {"code": "return 1", "language": language,
+                                    "parameters": {pname: {"type": "string"}}}})
     assert f"functions.f.parameters.{pname}" in detail_paths(assert_envelope(r, 400, "RequestValidationError"))
 
 
@@ -344,11 +364,50 @@ def test_parameters_without_defaults_pass_through(service):
     assert service.run("e", "echo", params).json()["result"] == params
 
 
-@pytest.mark.parametrize("ptype,default", [("integer", 1.5), ("array", {}), ("object", []), ("string", 1),
-                                           ("boolean", "true"), ("number", "1")])
-def test_default_of_the_wrong_type_is_400(untouched, ptype, default):
-    r = untouched.save("ws", {"f": {"code": "return 1;", "parameters": {"p": {"type": ptype, "default": default}}}})
-    assert "functions.f.parameters.p.default" in detail_paths(assert_envelope(r, 400, "RequestValidationError"))
+@pytest.mark.parametrize("ptype,default", [("object", [{"name": "a"}]), ("object", "text"), ("integer", 1.5),
+                                           ("array", {"k": 1}), ("string", 1), ("boolean", "true"),
+                                           ("number", "1"), (None, {"any": ["thing"]})])
+def test_any_default_is_accepted_and_used(service, ptype, default):
+    spec = {"default": default} if ptype is None else {"type": ptype, "default": default}
+    assert service.save("ws", {"f": {"code": "return p;", "parameters": {"p": spec}}}).status_code == 200
+    assert service.run("ws", "f").json()["result"] == default
+
+
+# The webhook tutorial of the service customcode replaces: step 1 writes a function with an `object`
+# parameter, step 2 gives it an array default and expects nothing to change.
+TUTORIAL_CODE = """const rows = Array.isArray(data) ? data : [data];
+return rows
+  .filter((row) => row && row.email)
+  .map((row) => ({ name: (row.name || '').trim(), email: row.email.toLowerCase() }));"""
+TUTORIAL_SAMPLE = [{"name": " Ada ", "email": "ADA@EXAMPLE.ORG"}, {"name": "nobody"}]
+
+
+def test_the_webhook_tutorial_saves_and_runs_unchanged(service):
+    step1 = {"CleanData": {"code": TUTORIAL_CODE, "parameters": {"data": {"type": "object"}}}}
+    assert service.save("webhook", step1).status_code == 200
+    first = service.run("webhook", "CleanData", {"data": TUTORIAL_SAMPLE})
+    assert first.status_code == 200, first.text
+    assert first.json()["result"] == [{"name": "Ada", "email": "ada@example.org"}]
+
+    step2 = {"CleanData": {"code": TUTORIAL_CODE, "parameters": {
+        "data": {"type": "object", "default": TUTORIAL_SAMPLE}}}}
+    r = service.save("webhook", step2)
+    assert r.status_code == 200, r.text
+    # "Nothing should have changed as the default value is used."
+    assert service.run("webhook", "CleanData").json()["result"] == first.json()["result"]
+    assert service.run("webhook", "CleanData", {"data": TUTORIAL_SAMPLE}).json()["result"] == first.json()["result"]
+
+
+def test_names_follow_the_functions_language(service):
+    functions = {"$get": {"code": "return pass;", "parameters": {"pass": {"type": "string"}}},
+                 "function": {"code": "return new", "language": "python", "parameters": {"new": {"type": "string"}}}}
+    assert service.save("ws", functions).status_code == 200
+    assert service.run("ws", "$get", {"pass": "js"}).json()["result"] == "js"
+    assert service.run("ws", "function", {"new": "py"}).json()["result"] == "py"
+    r = service.save("ws", {"f": {"code": "return 1", "language": "python", "parameters": {"lambda": {}}}})
+    assert detail_paths(assert_envelope(r, 400, "RequestValidationError")) == {"functions.f.parameters.lambda"}
+    r = service.save("ws", {"$f": {"code": "return 1", "language": "python"}})
+    assert detail_paths(assert_envelope(r, 400, "RequestValidationError")) == {"functions.$f"}
 
 
 # ---- Python (stored now, runs once the Python runtime ships) ----

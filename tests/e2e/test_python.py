@@ -284,3 +284,39 @@ def test_python_functions_run_without_the_service_environment(make_service):
     service = make_service(env={"SECRET_TOKEN": "s3cr3t", "PYTHON_BUILTIN_MODULES": "os"})
     assert service.save("ws", {"f": py("import os\nreturn os.environ.get('SECRET_TOKEN')")}).status_code == 200
     assert service.run("ws", "f").json()["result"] is None
+
+
+# ---- the result convention ----
+
+def test_a_body_that_binds_result_without_returning_gives_result(service):
+    # A published example's shape: a helper, then `result = ...` and no return.
+    code = ("import statistics\n"
+            "def analyze_data(values):\n"
+            "    return {'mean': statistics.mean(values), 'max': max(values)}\n"
+            "result = analyze_data(data)")
+    assert service.save("ws", {"analyze": py(code, {"data": {"type": "array"}})}).status_code == 200
+    r = service.run("ws", "analyze", {"data": [1, 2, 6]})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == {"mean": 3, "max": 6}
+
+
+@pytest.mark.parametrize("code,flag,expected", [
+    ("result = 1\nreturn 2", True, 2),                       # a return with a value wins
+    ("result = 1\nif flag:\n    return\nresult = 3", True, 1),  # a bare return gives result too
+    ("result = 1\nif flag:\n    return\nresult = 3", False, 3),
+    ("if flag:\n    result = 'set'", False, None),           # never bound: None
+    ("if flag:\n    result = 'set'", True, "set"),
+    ("x = [result for result in range(3)]", True, None),     # a comprehension's variable is not it
+    ("def inner():\n    result = 5\n    return result\ninner()", True, None),
+])
+def test_the_result_convention_applies_only_without_a_returned_value(service, code, flag, expected):
+    assert service.save("ws", {"f": py(code, {"flag": {"type": "boolean"}})}).status_code == 200
+    r = service.run("ws", "f", {"flag": flag})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == expected
+
+
+def test_an_error_after_binding_result_keeps_its_line(service):
+    assert service.save("ws", {"f": py("result = 1\nraise ValueError('late')")}).status_code == 200
+    body = assert_function_error(service.run("ws", "f"), "ValueError")
+    assert 'File "f", line 2' in body["details"]["stack"]

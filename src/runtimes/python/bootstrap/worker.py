@@ -337,11 +337,69 @@ def _at_line_one(node):
     return node
 
 
+def _at_line(node, line):
+    for child in ast.walk(node):
+        if "lineno" in child._attributes:
+            child.lineno = child.end_lineno = line
+            child.col_offset = child.end_col_offset = 0
+    return node
+
+
+def _own_scope(body):
+    """The nodes of a function body that belong to its own scope: not those of the functions,
+    lambdas and classes it defines, nor the loop variables of its comprehensions."""
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        for field, child in ast.iter_fields(node):
+            if isinstance(node, ast.comprehension) and field == "target":
+                continue
+            stack.extend(item for item in (child if isinstance(child, list) else [child])
+                         if isinstance(item, ast.AST))
+
+
+def uses_result_variable(body):
+    """The code-interpreter convention: a body that never returns a value (nor yields) but binds
+    `result` gives the value of `result` as its result."""
+    binds = False
+    for node in _own_scope(body):
+        if isinstance(node, ast.Return) and node.value is not None:
+            return False
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return False
+        if isinstance(node, ast.Name) and node.id == "result" and isinstance(node.ctx, ast.Store):
+            binds = True
+    return binds
+
+
+def _return_result(line):
+    # `result` may be unbound on the path taken: then the result is None, as without the convention.
+    return _at_line(ast.parse("try:\n    return result\nexcept NameError:\n    return None").body[0], line)
+
+
+class _BareReturns(ast.NodeTransformer):
+    """`return` without a value, in the function's own scope, becomes the result return."""
+
+    def visit_FunctionDef(self, node):
+        return node
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef
+
+    def visit_Return(self, node):
+        return _return_result(node.lineno) if node.value is None else node
+
+
 def compile_function(spec, namespace=None):
     """Compiles `spec` into namespace[spec.name], or only checks it without a namespace. Raises
     SyntaxError with the lines of the user's code."""
     filename = spec.name
     body = parse_body(spec.code, filename)
+    if uses_result_variable(body):
+        last_line = max((getattr(node, "end_lineno", 1) or 1 for node in body), default=1)
+        body = [_BareReturns().visit(statement) for statement in body] + [_return_result(last_line)]
     defaults = []
     prelude = []
     for name, default_text in spec.parameters:

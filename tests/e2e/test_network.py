@@ -1,0 +1,552 @@
+"""The workers' network (WORKER_NETWORK, docs/security.md "Network").
+
+The tests make their own "outside": a network namespace (unique name) holding an HTTP server and
+a tiny DNS server on a test address in 198.18.0.0/15, joined to the host by a veth pair whose
+only route is that /30 (plus one link-local address standing in for a metadata endpoint). No
+traffic goes anywhere else: every other target is an address of this machine. The services
+under test run in a private mount namespace whose /etc/resolv.conf names the outside's resolver,
+so functions resolve names through the host's resolver configuration as in production.
+"""
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import http.server
+
+import pytest
+
+from conftest import Service, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUTSIDE_NAME = "outside.customcode.test"
+HTTP_PORT = 8080
+METADATA = "169.254.77.1"  # a link-local address, put on the outside namespace's side
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
+                                reason="making a network namespace and a veth pair needs root and iproute2")
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, capture_output=True, text=True)
+
+
+def free_subnet():
+    """A /30 of 198.18.0.0/15 that no interface here uses (other test runs may hold one)."""
+    used = sh("ip", "-4", "-o", "addr").stdout
+    start = os.getpid() % 16384
+    for i in range(16384):
+        net = ipaddress.ip_network("198.18.0.0/15").network_address + 4 * ((start + i) % 16384)
+        if f" {net + 1}/" not in used and f" {net + 2}/" not in used:
+            return net
+    raise RuntimeError("no free /30 in 198.18.0.0/15")
+
+
+class Outside:
+    def __init__(self, tmp):
+        pid = os.getpid()
+        self.ns = f"ccnet{pid}"
+        self.host_if, self.ns_if = f"ccn{pid}h", f"ccn{pid}o"
+        net = free_subnet()
+        self.address, self.host_address = str(net + 1), str(net + 2)
+        sh("ip", "netns", "add", self.ns)
+        try:
+            sh("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            sh("ip", "link", "set", self.ns_if, "netns", self.ns)
+            sh("ip", "addr", "add", f"{self.host_address}/30", "dev", self.host_if)
+            sh("ip", "link", "set", self.host_if, "up")
+            sh("ip", "route", "add", f"{METADATA}/32", "dev", self.host_if)
+            sh("ip", "-n", self.ns, "addr", "add", f"{self.address}/30", "dev", self.ns_if)
+            sh("ip", "-n", self.ns, "addr", "add", f"{METADATA}/32", "dev", self.ns_if)
+            sh("ip", "-n", self.ns, "link", "set", self.ns_if, "up")
+            sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+            sh("ip", "-n", self.ns, "route", "add", f"{self.host_address}/32", "dev", self.ns_if, check=False)
+            self.server = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, sys.executable, os.path.join(HERE, "network_outside.py"),
+                 self.address, str(HTTP_PORT), OUTSIDE_NAME], stdout=subprocess.PIPE, text=True)
+            assert self.server.stdout.readline().strip() == "ready"
+        except Exception:
+            self.close()
+            raise
+        self.resolv = tmp / "resolv.conf"
+        self.resolv.write_text(f"nameserver {self.address}\noptions timeout:2 attempts:1\n")
+        self.resolv.chmod(0o644)
+
+    def url(self, path="/"):
+        return f"http://{self.address}:{HTTP_PORT}{path}"
+
+    def close(self):
+        server = getattr(self, "server", None)
+        if server:
+            server.kill()
+            server.wait()
+        sh("ip", "link", "del", self.host_if, check=False)
+        sh("ip", "netns", "del", self.ns, check=False)
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory):
+    o = Outside(tmp_path_factory.mktemp("outside"))
+    yield o
+    o.close()
+
+
+class LocalServer:
+    """Another server on this machine, on every address (IPv4 and IPv6); counts its requests."""
+
+    def __init__(self):
+        counter = self
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                counter.requests += 1
+                body = b"local"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = __import__("socket").AF_INET6
+
+        self.httpd = Server(("::", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def local_server():
+    s = LocalServer()
+    yield s
+    s.close()
+
+
+def host_addresses():
+    """Every address of this machine's interfaces."""
+    out = []
+    for iface in json.loads(sh("ip", "-j", "addr").stdout):
+        for a in iface.get("addr_info", []):
+            if a["family"] == "inet6" and a["local"].startswith("fe80"):
+                continue  # needs a scope id that means nothing inside the workers' namespace
+            out.append(a["local"])
+    return out
+
+
+def url_host(address):
+    return f"[{address}]" if ":" in address else address
+
+
+# ---- functions that use the network, one per client API ----
+
+JS_HTTP = """
+const mod = require(url.startsWith('https:') ? 'https' : 'http');
+return await new Promise((resolve) => {
+  const req = mod.request(url, {method: method || 'GET', timeout: 4000, rejectUnauthorized: false}, (res) => {
+    let b = ''; res.on('data', (d) => b += d); res.on('end', () => resolve({status: res.statusCode, body: b}));
+  });
+  req.on('error', (e) => resolve({error: e.code || e.message}));
+  req.on('timeout', () => { req.destroy(); resolve({error: 'timeout'}); });
+  req.end(body || undefined);
+});
+"""
+
+JS_FETCH = """
+try {
+  const r = await fetch(url, {method: method || 'GET', body: body || undefined, signal: AbortSignal.timeout(4000)});
+  return {status: r.status, body: await r.text()};
+} catch (e) { return {error: String((e.cause && e.cause.code) || e.message)}; }
+"""
+
+JS_NET = """
+const net = require('net');
+const u = new URL(url);
+return await new Promise((resolve) => {
+  const s = net.connect({host: u.hostname.replace(/^\\[|\\]$/g, ''), port: Number(u.port)});
+  let data = '';
+  s.setTimeout(4000, () => { s.destroy(); resolve({error: 'timeout'}); });
+  s.on('connect', () => s.write(`${method || 'GET'} ${u.pathname} HTTP/1.0\\r\\nHost: x\\r\\n` +
+                             `Content-Length: ${Buffer.byteLength(body || '')}\\r\\n\\r\\n${body || ''}`));
+  s.on('data', (d) => data += d);
+  s.on('end', () => resolve({status: Number(data.split(' ')[1]), body: data.split('\\r\\n\\r\\n').slice(1).join('')}));
+  s.on('error', (e) => resolve({error: e.code || e.message}));
+});
+"""
+
+JS_DNS = """
+const dns = require('dns').promises;
+try {
+  const looked = await dns.lookup(name, {family: 4});
+  const resolved = await dns.resolve4(name);
+  return {lookup: looked.address, resolve4: resolved};
+} catch (e) { return {error: e.code || e.message}; }
+"""
+
+PY_URLLIB = """
+import urllib.request
+try:
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method or "GET")
+    with urllib.request.urlopen(req, timeout=4) as r:
+        return {"status": r.status, "body": r.read().decode()}
+except Exception as e:
+    return {"error": type(e).__name__ + ": " + str(e)}
+"""
+
+PY_HTTP_CLIENT = """
+import http.client, urllib.parse
+try:
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=4)
+    c.request(method or "GET", u.path or "/", body=body)
+    r = c.getresponse()
+    return {"status": r.status, "body": r.read().decode()}
+except Exception as e:
+    return {"error": type(e).__name__ + ": " + str(e)}
+"""
+
+PY_SOCKET = """
+import socket, urllib.parse
+try:
+    u = urllib.parse.urlsplit(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=4)
+    payload = body or ""
+    s.sendall(f"{method or 'GET'} {u.path or '/'} HTTP/1.0\\r\\nHost: x\\r\\nContent-Length: {len(payload)}\\r\\n\\r\\n{payload}".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, rest = data.partition(b"\\r\\n\\r\\n")
+    return {"status": int(head.split()[1]), "body": rest.decode()}
+except Exception as e:
+    return {"error": type(e).__name__ + ": " + str(e)}
+"""
+
+PY_DNS = """
+import socket
+try:
+    return {"lookup": socket.gethostbyname(name)}
+except Exception as e:
+    return {"error": type(e).__name__ + ": " + str(e)}
+"""
+
+CLIENT_PARAMS = {"url": {"type": "string"}, "method": {"type": "string"}, "body": {"type": "string"}}
+CLIENTS = {
+    "js_http": {"code": JS_HTTP, "parameters": CLIENT_PARAMS},
+    "js_fetch": {"code": JS_FETCH, "parameters": CLIENT_PARAMS},
+    "js_net": {"code": JS_NET, "parameters": CLIENT_PARAMS},
+    "py_urllib": {"code": PY_URLLIB, "language": "python", "parameters": CLIENT_PARAMS},
+    "py_http_client": {"code": PY_HTTP_CLIENT, "language": "python", "parameters": CLIENT_PARAMS},
+    "py_socket": {"code": PY_SOCKET, "language": "python", "parameters": CLIENT_PARAMS},
+}
+RESOLVERS = {
+    "js_dns": {"code": JS_DNS, "parameters": {"name": {"type": "string"}}},
+    "py_dns": {"code": PY_DNS, "language": "python", "parameters": {"name": {"type": "string"}}},
+}
+VICTIM = {"secret": {"code": 'return "victim-code-unchanged";'}}
+REPLACEMENT = json.dumps({"functions": {"secret": {"code": 'return "replaced";'}}})
+
+ENV = {
+    "NODE_BUILTIN_MODULES": "http,https,url,util,zlib,dns,stream,buffer,crypto,net",
+    "PYTHON_BUILTIN_MODULES": "json,urllib,http,socket,os,subprocess,errno",
+    "SANDBOX": "bwrap",
+    "HOST": "::",
+}
+
+
+UNPRIVILEGED_UID = 4242  # any uid without privileges; it needs no passwd entry
+
+
+def network_service(binary, outside, data_base, name, unprivileged=False, tun_mode=0o666, **env):
+    """A service in a private mount namespace whose /etc/resolv.conf names the outside's resolver.
+    `unprivileged`: run it as UNPRIVILEGED_UID, with a /dev/net/tun of `tun_mode` (some hosts,
+    this one included, have a 0600 one that only root may open)."""
+    data = data_base / f"network-{name}"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir()
+    command = f"mount --bind {outside.resolv} /etc/resolv.conf"
+    if unprivileged:
+        tun = data_base / f"network-{name}.tun"
+        if tun.exists():
+            tun.unlink()
+        os.mknod(tun, 0o020000 | tun_mode, os.makedev(10, 200))
+        os.chmod(tun, tun_mode)
+        os.chown(data, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+        command += (f" && mount --bind {tun} /dev/net/tun && exec /usr/bin/setpriv --reuid {UNPRIVILEGED_UID} "
+                    f"--regid {UNPRIVILEGED_UID} --clear-groups {binary}")
+    else:
+        command += f" && exec {binary}"
+    wrapper = data_base / f"network-{name}.sh"
+    wrapper.write_text(f"#!/bin/sh\nexec /usr/bin/unshare --mount --propagation private /bin/sh -c '{command}'\n")
+    wrapper.chmod(0o755)
+    service = Service(str(wrapper), data, {**ENV, **env})
+    service.start()
+    return service
+
+
+@pytest.fixture(scope="module", params=["root", "unprivileged"])
+def isolated(request, binary, outside, data_base):
+    """The service as root (workers as uid 65534) and as an unprivileged user (workers join the
+    holder's user namespace first)."""
+    service = network_service(binary, outside, data_base, f"isolated-{request.param}",
+                              unprivileged=request.param == "unprivileged", WORKER_NETWORK="isolated")
+    assert service.save("victim", VICTIM).status_code == 200
+    assert service.save("probe", {**CLIENTS, **RESOLVERS}).status_code == 200
+    yield service
+    service.stop()
+
+
+def call(service, function, **parameters):
+    r = service.run("probe", function, parameters)
+    assert r.status_code == 200, r.text
+    return r.json()["result"]
+
+
+def assert_mode(service, mode):
+    assert service.metric(f'customcode_worker_network{{mode="{mode}"}}') == 1, service.get("/metrics").text
+    assert f"worker network: {mode}" in service.log() or mode == "host"
+
+
+def assert_victim_unchanged(service):
+    r = service.run("victim", "secret")
+    assert r.status_code == 200 and r.json()["result"] == "victim-code-unchanged", r.text
+
+
+# ---- isolated (the default) ----
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_functions_reach_the_outside_by_address_and_by_name(isolated, outside, client):
+    assert_mode(isolated, "isolated")
+    for host in (outside.address, OUTSIDE_NAME):
+        got = call(isolated, client, url=f"http://{host}:{HTTP_PORT}/")
+        assert got == {"status": 200, "body": "outside"}, (host, got)
+    got = call(isolated, client, url=outside.url("/echo"), method="POST", body="hello")
+    assert got == {"status": 200, "body": "echo:hello"}, got
+
+
+@pytest.mark.parametrize("resolver", sorted(RESOLVERS))
+def test_names_resolve_through_the_hosts_resolver_configuration(isolated, outside, resolver):
+    got = call(isolated, resolver, name=OUTSIDE_NAME)
+    assert got["lookup"] == outside.address, got
+    if "resolve4" in got:
+        assert got["resolve4"] == [outside.address], got
+
+
+def blocked(got):
+    return "error" in got and got.get("status") is None
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_functions_cannot_reach_the_service_or_other_local_servers(isolated, outside, local_server, client):
+    targets = {"127.0.0.1", "localhost", "::1", outside.host_address, *host_addresses()}
+    before = local_server.requests
+    for target in sorted(targets):
+        for port in (isolated.port, local_server.port):
+            base = f"http://{url_host(target)}:{port}"
+            got = call(isolated, client, url=base + "/v2/functions/victim")
+            assert blocked(got), (target, port, got)
+            got = call(isolated, client, url=base + "/v2/functions/victim", method="POST", body=REPLACEMENT)
+            assert blocked(got), (target, port, got)
+    assert local_server.requests == before
+    assert_victim_unchanged(isolated)
+
+
+def test_link_local_addresses_are_blocked(isolated, outside):
+    # The outside namespace answers on METADATA too: only the policy stands in the way.
+    for client in ("js_http", "py_urllib"):
+        got = call(isolated, client, url=f"http://{METADATA}:{HTTP_PORT}/latest/meta-data/")
+        assert blocked(got), got
+
+
+def test_workers_of_different_workspaces_cannot_talk_over_the_shared_loopback(isolated):
+    listen = """
+const net = require('net');
+return await new Promise((resolve) => {
+  const server = net.createServer((c) => c.end('from-listener'));
+  server.on('error', (e) => resolve({error: e.code}));
+  server.listen(4567, '0.0.0.0', () => resolve({listening: true}));
+});
+"""
+    assert isolated.save("listener", {"listen": {"code": listen}}).status_code == 200
+    r = isolated.run("listener", "listen")
+    assert r.status_code == 200 and r.json()["result"] == {"listening": True}, r.text
+    for target in ("127.0.0.1", "::1", *host_addresses()):
+        got = call(isolated, "py_socket", url=f"http://{url_host(target)}:4567/")
+        assert blocked(got), (target, got)
+        got = call(isolated, "js_net", url=f"http://{url_host(target)}:4567/")
+        assert blocked(got), (target, got)
+
+
+UNDO = """
+import os, socket, subprocess, errno
+out = {}
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    out["raw"] = "created"
+except OSError as e:
+    out["raw"] = errno.errorcode.get(e.errno, str(e.errno))
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT
+    out["transparent"] = "set"
+except OSError as e:
+    out["transparent"] = errno.errorcode.get(e.errno, str(e.errno))
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host_address, 0))
+    out["bind"] = "bound"
+except OSError as e:
+    out["bind"] = errno.errorcode.get(e.errno, str(e.errno))
+for name, argv in {"nft": ["/usr/sbin/nft", "flush", "ruleset"],
+                   "ip_addr": ["/usr/sbin/ip", "addr", "add", "127.0.0.2/8", "dev", "lo"],
+                   "ip_link": ["/usr/sbin/ip", "link", "set", "lo", "down"],
+                   "unshare": ["/usr/bin/unshare", "--user", "--map-root-user", "--net", "true"]}.items():
+    if not os.path.exists(argv[0]):
+        out[name] = "absent"
+        continue
+    p = subprocess.run(argv, capture_output=True, text=True)
+    out[name] = p.returncode
+return out
+"""
+
+
+def test_a_worker_cannot_undo_the_policy(isolated, outside, local_server):
+    assert isolated.save("undo", {"undo": {"code": UNDO, "language": "python",
+                                           "parameters": {"host_address": {"type": "string"}}}}).status_code == 200
+    r = isolated.run("undo", "undo", {"host_address": outside.host_address})
+    assert r.status_code == 200, r.text
+    got = r.json()["result"]
+    assert got["raw"] == "EPERM" and got["transparent"] == "EPERM", got
+    assert got["bind"] == "EADDRNOTAVAIL", got
+    for tool in ("nft", "ip_addr", "ip_link", "unshare"):
+        assert got[tool] != 0, got
+    # And the policy still holds afterwards.
+    got = call(isolated, "py_urllib", url=f"http://127.0.0.1:{isolated.port}/v2/functions/victim")
+    assert blocked(got), got
+    got = call(isolated, "py_urllib", url=outside.url())
+    assert got == {"status": 200, "body": "outside"}, got
+
+
+def test_downloads_10_mb_from_the_outside(isolated, outside):
+    code = """
+const http = require('http');
+return await new Promise((resolve) => {
+  const started = Date.now();
+  http.get(url, (res) => { let n = 0; res.on('data', (d) => n += d.length);
+                           res.on('end', () => resolve({bytes: n, ms: Date.now() - started})); })
+      .on('error', (e) => resolve({error: e.code}));
+});
+"""
+    assert isolated.save("download", {"get": {"code": code, "parameters": {"url": {"type": "string"}}}}).status_code == 200
+    r = isolated.run("download", "get", {"url": outside.url(f"/bytes/{10 * 1024 * 1024}")})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["bytes"] == 10 * 1024 * 1024, r.text
+
+
+# ---- the other modes ----
+
+def test_none_blocks_everything(binary, outside, data_base):
+    service = network_service(binary, outside, data_base, "none", WORKER_NETWORK="none")
+    try:
+        assert_mode(service, "none")
+        assert service.save("probe", CLIENTS).status_code == 200
+        for client in ("js_http", "py_socket"):
+            assert blocked(call(service, client, url=outside.url())), client
+            assert blocked(call(service, client, url=f"http://127.0.0.1:{service.port}/sys/healthcheck")), client
+    finally:
+        service.stop()
+
+
+def test_host_reaches_the_service_as_documented(binary, outside, data_base):
+    service = network_service(binary, outside, data_base, "host", WORKER_NETWORK="host")
+    try:
+        assert_mode(service, "host")
+        health = service.get("/sys/healthcheck").json()
+        assert any("WORKER_NETWORK=host" in w for w in health["details"]["warnings"]), health
+        assert service.save("probe", CLIENTS).status_code == 200
+        got = call(service, "py_urllib", url=f"http://127.0.0.1:{service.port}/sys/healthcheck")
+        assert got["status"] == 200, got
+        assert call(service, "js_http", url=outside.url()) == {"status": 200, "body": "outside"}
+    finally:
+        service.stop()
+
+
+def test_deny_blocks_the_outside(binary, outside, data_base):
+    service = network_service(binary, outside, data_base, "deny", WORKER_NETWORK_DENY="10.0.0.0/8, 198.18.0.0/15")
+    try:
+        assert_mode(service, "isolated")
+        assert service.save("probe", CLIENTS).status_code == 200
+        for client in ("js_fetch", "py_http_client"):
+            assert blocked(call(service, client, url=outside.url())), client
+    finally:
+        service.stop()
+
+
+def test_allow_opens_a_local_address(binary, outside, local_server, data_base):
+    service = network_service(binary, outside, data_base, "allow", WORKER_NETWORK_ALLOW=f"{outside.host_address}/32")
+    try:
+        assert_mode(service, "isolated")
+        assert service.save("probe", CLIENTS).status_code == 200
+        before = local_server.requests
+        got = call(service, "py_urllib", url=f"http://{outside.host_address}:{local_server.port}/")
+        assert got == {"status": 200, "body": "local"}, got
+        assert local_server.requests == before + 1
+        # Only that address: loopback stays closed.
+        assert blocked(call(service, "py_urllib", url=f"http://127.0.0.1:{local_server.port}/"))
+    finally:
+        service.stop()
+
+
+# ---- start-up ----
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORKER_NETWORK": "open"}, "WORKER_NETWORK: must be isolated, host or none"),
+    ({"WORKER_NETWORK_DENY": "10.0.0.0/33"}, "WORKER_NETWORK_DENY: \"10.0.0.0/33\" is not"),
+    ({"WORKER_NETWORK_ALLOW": "example.com"}, "WORKER_NETWORK_ALLOW: \"example.com\" is not"),
+])
+def test_bad_values_stop_start_up_naming_the_variable(make_service, env, message):
+    service = make_service(env=env, start=False)
+    with pytest.raises(RuntimeError):
+        service.start()
+    assert service.proc.wait(10) != 0
+    assert message in service.log(), service.log()
+
+
+def test_explicit_isolated_refuses_to_start_without_it(make_service):
+    service = make_service(env={"SANDBOX": "none", "WORKER_NETWORK": "isolated"}, start=False)
+    with pytest.raises(RuntimeError):
+        service.start()
+    assert service.proc.wait(10) != 0
+    assert "WORKER_NETWORK=isolated: cannot be had here" in service.log(), service.log()
+
+
+def test_default_falls_back_loudly_where_pasta_cannot_open_the_tun_device(binary, outside, data_base):
+    service = network_service(binary, outside, data_base, "tun-0600", unprivileged=True, tun_mode=0o600)
+    try:
+        assert_mode(service, "host")
+        health = service.get("/sys/healthcheck").json()
+        assert any("cannot isolate the workers' network" in w and "pasta" in w
+                   for w in health["details"]["warnings"]), health
+    finally:
+        service.stop()
+
+
+def test_default_falls_back_loudly(make_service):
+    service = make_service(env={"SANDBOX": "none"})
+    assert_mode(service, "host")
+    health = service.get("/sys/healthcheck").json()
+    assert any("cannot isolate the workers' network" in w for w in health["details"]["warnings"]), health
+    assert "cannot isolate the workers' network" in service.log()
