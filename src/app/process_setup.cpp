@@ -1,7 +1,7 @@
 #include "app/process_setup.hpp"
 
 #include "common/log.hpp"
-#include "pool/launcher.hpp"
+#include "process/launcher.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -120,10 +120,10 @@ std::vector<Subreaper::Child> Subreaper::children() {
 std::size_t Subreaper::reapOrphans() {
   // The service's own children (spawnProcess) are reaped by their owners, which a waitpid here
   // must not pre-empt; any other child is an orphan adopted as subreaper.
-  pool::forgetReapedSpawns();
+  process::forgetReapedSpawns();
   std::size_t reaped = 0;
   for (const auto& child : children()) {
-    if (!child.zombie || pool::spawnedHere(child.pid)) continue;
+    if (!child.zombie || process::spawnedHere(child.pid)) continue;
     int status = 0;
     if (::waitpid(child.pid, &status, WNOHANG) == child.pid) ++reaped;
   }

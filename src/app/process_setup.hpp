@@ -25,7 +25,7 @@ DescriptorLimit raiseDescriptorLimit();
 // than init's (with bubblewrap, the sandbox's own processes when a worker's bwrap dies). Such
 // orphans that exit are reaped periodically, and every one still running is killed when the
 // service stops, whatever the sandbox mode. The service's own children (workers, npm, checkers)
-// are reaped by their owners: the orphans are the children pool::spawnProcess did not start.
+// are reaped by their owners: the orphans are the children process::spawnProcess did not start.
 class Subreaper {
  public:
   explicit Subreaper(boost::asio::any_io_executor executor);

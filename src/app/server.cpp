@@ -1,12 +1,8 @@
 #include "app/server.hpp"
 
 #include "common/async.hpp"
-#include "common/files.hpp"
 #include "common/log.hpp"
-#include "pool/priority.hpp"
-#include "workspace/codegen.hpp"
-
-#include <boost/json.hpp>
+#include "process/priority.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,19 +21,13 @@ Server::Server(config::Config config)
       npm_(ioc_.get_executor(), fsPool_, store_, config_.npm, metrics_),
       network_(config_.network),
       sandbox_(config_.sandbox),
-      runtimes_(config_.runtime),
-      pool_(ioc_.get_executor(), config_.pool,
-            [this](std::string workspace, std::string runtime, std::uint64_t version) {
-              return spawnWorker(std::move(workspace), std::move(runtime), version);
-            },
-            metrics_),
-      spares_(ioc_.get_executor(), config_.pool.spareWorkers,
-              [this] {
-                return pool::Worker::start(ioc_.get_executor(), runtimes_.spareCommand(runtimes::kNode),
-                                           workerOptions("-", "nodejs spare"));
-              },
+      runtimes_(config_.runtime, sandbox_),
+      factory_(ioc_.get_executor(), fsPool_, store_, runtimes_, spares_, config_, metrics_),
+      spares_(ioc_.get_executor(), config_.pool.spareWorkers, [this] { return factory_.startSpare(); },
               config_.pool.startupTimeout),
-      checker_(ioc_.get_executor(), runtimes_, config_.pool),
+      pool_(ioc_.get_executor(), config_.pool,
+            [this](pool::WorkerWanted wanted) { return factory_.start(std::move(wanted)); }, metrics_),
+      checker_(ioc_.get_executor(), runtimes_, factory_, config_.pool),
       playground_(config_.playground),
       api_(http::Api::Dependencies{.loop = ioc_.get_executor(),
                                    .fsPool = fsPool_,
@@ -70,11 +60,10 @@ std::vector<std::string> Server::prepare() {
   if (!problems.empty()) return problems;
   problems = prepareNetwork();
   if (!problems.empty()) return problems;
-  runtimes_.useSandbox(&sandbox_);
   metrics_.isolation = pool::isolationName(sandbox_.isolation());
   api_.setIsolation(metrics_.isolation);
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
-  if (config_.pool.longRunAfter.count() > 0 && !pool::canRaisePriority())
+  if (config_.pool.longRunAfter.count() > 0 && !process::canRaisePriority())
     log::app()->info("no CAP_SYS_NICE: a worker lowered for a long call stays at FUNCTIONS_LONG_RUN_NICE until it "
                      "is replaced");
   for (const auto& warning : sandbox_.warnings()) {
@@ -113,63 +102,6 @@ std::vector<std::string> Server::prepareNetwork() {
   metrics_.workerNetwork = network::WorkerNetwork::modeName(network_.mode());
   for (const auto& warning : network_.warnings()) sandbox_.addWarning(warning);
   return problems;
-}
-
-asio::awaitable<Result<std::shared_ptr<pool::Worker>>> Server::spawnWorker(std::string workspace, std::string runtime,
-                                                                           std::uint64_t version) {
-  // The script of the version the run is bound to (store_.scriptFor); a named lambda: GCC 12
-  // corrupts a lambda temporary built inside a co_await expression.
-  auto language = workspace::parseLanguage(runtime);
-  auto dir = store_.directory(workspace);
-  // A Node workspace without npm packages can be handed to a spare worker (a spare's sandbox
-  // cannot see any workspace directory).
-  const bool spareCandidate = runtime == runtimes::kNode && config_.pool.spareWorkers > 0;
-  auto locate = [this, workspace, language = *language, version, dir, spareCandidate] {
-    std::error_code ec;
-    bool toSpare = spareCandidate && !std::filesystem::exists(dir / "node_modules", ec);
-    return std::make_pair(store_.scriptFor(workspace, language, version), toSpare);
-  };
-  auto located = co_await onPool(fsPool_, ioc_.get_executor(), std::move(locate));
-  auto& script = located.first;
-  if (!script) {
-    if (script.error().code != Errc::StorageFailed) co_return script.error();
-    co_return Error{Errc::SpawnFailed, "The worker could not be started: " + script.error().message};
-  }
-  if (located.second) {
-    auto spare = co_await takeOverSpare(workspace, std::move(script->text), script->path);
-    if (spare) co_return spare;
-  }
-  auto spec = runtimes_.workerCommand(runtime, dir, script->path);
-  co_return pool::Worker::start(ioc_.get_executor(), spec, workerOptions(workspace, runtime));
-}
-
-asio::awaitable<std::shared_ptr<pool::Worker>> Server::takeOverSpare(std::string workspace, std::string script,
-                                                                     std::filesystem::path scriptPath) {
-  auto spare = spares_.take();
-  if (!spare) co_return nullptr;
-  std::string members = "\"filename\":" + boost::json::serialize(boost::json::string(scriptPath.string())) +
-                        ",\"source\":" + boost::json::serialize(boost::json::string(script));
-  auto reply = co_await spare->call("load", members, config_.pool.startupTimeout);
-  const auto* ok = reply.frame.if_contains("ok");
-  if (reply.status != pool::ReplyStatus::Replied || !ok || !ok->is_bool() || !ok->get_bool()) {
-    log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,
-                      spare->pid());
-    spare->kill("it could not load the workspace");
-    co_return nullptr;
-  }
-  spare->assign(workspace, std::string(runtimes::kNode));
-  log::pool()->info("[ws:{}][pid {}] spare worker took over the workspace", workspace, spare->pid());
-  co_return spare;
-}
-
-pool::WorkerOptions Server::workerOptions(std::string workspace, std::string runtime) const {
-  return pool::WorkerOptions{.workspace = std::move(workspace),
-                             .runtime = std::move(runtime),
-                             .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
-                             .logsMaxBytes = config_.runtime.logsMaxBytes,
-                             .killGrace = config_.pool.killGrace,
-                             .longRunAfter = config_.pool.longRunAfter,
-                             .longRunNice = config_.pool.longRunNice};
 }
 
 void Server::run() {

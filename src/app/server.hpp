@@ -9,6 +9,7 @@
 #include "network/worker_network.hpp"
 #include "pool/sandbox.hpp"
 #include "pool/spare_pool.hpp"
+#include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
 #include "runtimes/syntax_checker.hpp"
@@ -48,12 +49,6 @@ class Server {
   std::vector<std::string> prepareNetwork();
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
-  asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnWorker(std::string workspace, std::string runtime,
-                                                                      std::uint64_t version);
-  // Hands `workspace` to a spare Node worker; nullptr when there is none or it refused.
-  asio::awaitable<std::shared_ptr<pool::Worker>> takeOverSpare(std::string workspace, std::string script,
-                                                               std::filesystem::path scriptPath);
-  pool::WorkerOptions workerOptions(std::string workspace, std::string runtime) const;
 
   config::Config config_;
   std::uint16_t port_ = 0;  // bound in prepare()
@@ -65,8 +60,9 @@ class Server {
   network::WorkerNetwork network_;  // outlives every worker
   pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
-  pool::WorkerPool pool_;
+  pool::WorkerFactory factory_;
   pool::SparePool spares_;
+  pool::WorkerPool pool_;
   runtimes::SyntaxChecker checker_;
   http::Playground playground_;
   http::Api api_;

@@ -13,6 +13,16 @@
 #include <exception>
 #include <string>
 
+// GCC 12's coroutines have bugs this code works around, written down once here and referred to
+// as "(GCC 12, common/async.hpp)" where they apply:
+//   1. A temporary built inside a co_await expression (a lambda, a std::string, an aggregate
+//      passed to a coroutine by value or bound to a reference parameter) may be destroyed twice:
+//      name it in a variable first, then co_await.
+//   2. No co_await inside the operands of ?: (the same double destruction).
+//   3. A lambda coroutine's captures are relocated with memcpy, which corrupts captured strings:
+//      use member coroutines, or plain completion handlers such as onPool() below.
+// Waiting for something that happens once is an Event (common/event.hpp), not a timer set to
+// time_point::max() and cancelled.
 namespace customcode {
 
 // co_spawn with a completion handler that logs an escaped exception with `what` as context.

@@ -4,18 +4,16 @@
 #include "common/files.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
-#include "pool/launcher.hpp"
+#include "process/child.hpp"
 #include "workspace/workspace_lock.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,12 +76,6 @@ std::string joinNames(const PackageSet& packages) {
   std::string out;
   for (const auto& [name, range] : packages) out += (out.empty() ? "" : ", ") + name;
   return out;
-}
-
-std::string describeStatus(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("signal ") + ::strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
 }
 
 // "@scope%2fname" in a registry URL -> "@scope/name".
@@ -185,7 +177,7 @@ asio::awaitable<Result<StagedPackages>> NpmInstaller::prepare(workspace::Workspa
     if (!required) co_return required.error();
     packages = std::move(*required);
   }
-  // Named lambdas: GCC 12 corrupts lambda temporaries built inside co_await expressions.
+  // Named lambdas (GCC 12, common/async.hpp).
   auto makePlan = [this, name = workspace.name, &packages] { return plan(name, packages); };
   auto planned = co_await onPool(fsPool_, loop_, std::move(makePlan));
   if (!planned) co_return planned.error();
@@ -216,7 +208,7 @@ asio::awaitable<Result<StagedPackages>> NpmInstaller::prepare(workspace::Workspa
 
 asio::awaitable<Result<void>> NpmInstaller::runNpm(std::string workspace, fs::path dir, PackageSet packages) {
   const auto cache = cacheDirectory();
-  pool::LaunchSpec spec;
+  process::LaunchSpec spec;
   spec.argv = {config_.npmPath.string(), "install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev",
                "--package-lock=true"};
   // A clean environment: nothing of the service's own reaches npm but what is set here. The user
@@ -232,35 +224,21 @@ asio::awaitable<Result<void>> NpmInstaller::runNpm(std::string workspace, fs::pa
   spec.cwd = dir;
 
   ++metrics_.npmInstalls;
-  auto child = pool::spawnProcess(spec);
-  if (!child) {
+  auto started = process::start(loop_, spec);
+  if (!started) {
     ++metrics_.npmInstallFailures;
-    log::runtime()->error("[ws:{}] cannot start npm: {}", workspace, child.error().message);
-    co_return Error{Errc::PackageInstallFailed, "npm is not available on this server: " + child.error().message,
+    log::runtime()->error("[ws:{}] cannot start npm: {}", workspace, started.error().message);
+    co_return Error{Errc::PackageInstallFailed, "npm is not available on this server: " + started.error().message,
                     json::object{{"packages", json::value_from(packages)}}};
   }
-  ::close(child->requests);
-  ::close(child->frames);
-  log::runtime()->info("[ws:{}][pid {}] npm install {}", workspace, child->pid, joinNames(packages));
+  ::close(started->requests);
+  ::close(started->frames);
+  auto& child = started->child;
+  log::runtime()->info("[ws:{}][pid {}] npm install {}", workspace, child.pid(), joinNames(packages));
 
   // The deadline kills npm's whole process group; the output then ends and the child is reaped.
-  struct Watch {
-    pid_t pid;
-    bool reaped = false;
-    bool timedOut = false;
-  };
-  auto watch = std::make_shared<Watch>(Watch{.pid = child->pid});
-  asio::steady_timer deadline(loop_);
-  deadline.expires_after(config_.installTimeout);
-  auto onDeadline = [watch](boost::system::error_code ec) {
-    if (ec || watch->reaped) return;
-    watch->timedOut = true;
-    ::kill(-watch->pid, SIGKILL);
-    ::kill(watch->pid, SIGKILL);
-  };
-  deadline.async_wait(onDeadline);
-
-  asio::posix::stream_descriptor output(loop_, child->output);
+  child.killAt(std::chrono::steady_clock::now() + config_.installTimeout);
+  asio::posix::stream_descriptor output(loop_, started->output);
   std::string text;
   std::array<char, 8192> buffer;
   for (;;) {
@@ -269,19 +247,10 @@ asio::awaitable<Result<void>> NpmInstaller::runNpm(std::string workspace, fs::pa
     if (text.size() > kMaxOutputBytes) text.erase(0, text.size() - kMaxOutputBytes);
     if (ec) break;
   }
-  int status = 0;
-  asio::steady_timer poll(loop_);
-  pid_t got = 0;
   // npm closed its output: it is exiting. The deadline still bounds the wait.
-  while ((got = ::waitpid(child->pid, &status, WNOHANG)) == 0) {
-    poll.expires_after(5ms);
-    co_await poll.async_wait(as_tuple(use_awaitable));
-  }
-  watch->reaped = true;
-  deadline.cancel();
-  ::kill(-child->pid, SIGKILL);  // anything npm left in its process group
+  const int status = co_await child.wait();
 
-  if (watch->timedOut) {
+  if (child.killedAtDeadline()) {
     ++metrics_.npmInstallFailures;
     log::runtime()->warn("[ws:{}] npm install of {} timed out after {} ms", workspace, joinNames(packages),
                          config_.installTimeout.count());
@@ -290,10 +259,10 @@ asio::awaitable<Result<void>> NpmInstaller::runNpm(std::string workspace, fs::pa
                         std::to_string(config_.installTimeout.count()) + " ms (NPM_INSTALL_TIMEOUT)",
                     json::object{{"packages", json::value_from(packages)}}};
   }
-  if (got < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     ++metrics_.npmInstallFailures;
     log::runtime()->warn("[ws:{}] npm install of {} failed ({}): {}", workspace, joinNames(packages),
-                         got < 0 ? std::string(std::strerror(errno)) : describeStatus(status),
+                         process::describeStatus(status),
                          log::truncateForLog(text, 2048));
     co_return npmFailure(text, packages);
   }

@@ -10,18 +10,14 @@
 #include "http/router.hpp"
 #include "workspace/validation.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include <charconv>
-#include <cmath>
 
 namespace customcode::http {
 namespace json = boost::json;
-using asio::as_tuple;
-using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -35,8 +31,6 @@ Result<json::value> parseJsonBody(std::string_view body, bool allowEmpty) {
   if (ec) return workspace::invalidRequest("", "body is not valid JSON: " + ec.message());
   return value;
 }
-
-double millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // Appends milliseconds with three decimals, from whole microseconds: on the hot path of every run,
 // where floating-point formatting (and snprintf) showed in the profile.
@@ -52,6 +46,32 @@ void appendMs(std::string& out, Clock::duration d) {
   out.append(digits, sizeof digits);
 }
 
+// {"result":…,"logs":[…],"duration":N}: the result's text as the worker wrote it (validated
+// there), so no parse and re-serialisation.
+std::string successBody(const pool::RunOutcome& outcome) {
+  std::string body;
+  body.reserve(outcome.result.size() + 48);
+  body.append("{\"result\":").append(outcome.result).append(",\"logs\":");
+  if (outcome.logs.empty()) body.append("[]");
+  else body.append(json::serialize(outcome.logs));
+  body.append(",\"duration\":").append(std::to_string(outcome.duration)).append("}");
+  return body;
+}
+
+// "queue;dur=0.052, run;dur=1.234, total;dur=1.286" ("cold" instead of "queue" when the run
+// waited for its worker to start).
+std::string serverTiming(bool cold, Clock::time_point received, Clock::time_point acquired, Clock::time_point finished) {
+  std::string timing;
+  timing.reserve(64);
+  timing.append(cold ? "cold;dur=" : "queue;dur=");
+  appendMs(timing, acquired - received);
+  timing.append(", run;dur=");
+  appendMs(timing, finished - acquired);
+  timing.append(", total;dur=");
+  appendMs(timing, finished - received);
+  return timing;
+}
+
 }  // namespace
 
 // ---- KeyedMutex ----
@@ -59,10 +79,10 @@ void appendMs(std::string& out, Clock::duration d) {
 asio::awaitable<KeyedMutex::Guard> KeyedMutex::lock(std::string key) {
   auto [it, first] = waiters_.try_emplace(key);
   if (!first) {
-    // Held: queue up; unlock() hands the lock over by cancelling our timer.
-    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, Clock::time_point::max());
-    it->second.push_back(timer);
-    co_await timer->async_wait(as_tuple(use_awaitable));
+    // Held: queue up; unlock() hands the lock over by setting our event.
+    auto turn = std::make_shared<Event>();
+    it->second.push_back(turn);
+    co_await turn->wait();
   }
   co_return Guard(this, std::move(key));
 }
@@ -76,7 +96,7 @@ void KeyedMutex::unlock(const std::string& key) {
   }
   auto next = std::move(it->second.front());
   it->second.pop_front();
-  next->cancel();
+  next->set();
 }
 
 // ---- Api ----
@@ -132,7 +152,7 @@ Response Api::metrics(const Request& request) const {
 }
 
 asio::awaitable<Response> Api::list(const Request& request) {
-  // Named lambdas throughout: GCC 12 corrupts lambda temporaries built inside co_await expressions.
+  // Named lambdas throughout (GCC 12, common/async.hpp).
   auto listAll = [&store = deps_.store] { return store.list(); };
   auto names = co_await onPool(deps_.fsPool, deps_.loop, std::move(listAll));
   json::array workspaces;
@@ -190,22 +210,32 @@ asio::awaitable<Response> Api::save(const Request& request, std::string name) {
   deps_.pool.retireWorkspace(name);
 
   // Warm the new workers now, so the first run does not pay for the start.
-  for (auto language : {workspace::Language::Node, workspace::Language::Python}) {
-    std::string runtime(workspace::languageName(language));
-    if (!stored->workspace.uses(language) || !deps_.runtimes.available(runtime)) continue;
-    spawnLogged(deps_.loop, warm(name, runtime, stored->script(language)), "worker warm-up");
+  for (auto language : runtimes::kLanguages) {
+    if (!stored->workspace.uses(language) || !deps_.runtimes.available(language)) continue;
+    spawnLogged(deps_.loop, warm(wanted(stored, language)), "worker warm-up");
   }
   // The body is echoed as sent.
   co_return jsonResponse(bhttp::status::ok, request.body(), request.version(), request.keep_alive());
 }
 
-// A member coroutine, not a lambda: GCC 12 corrupts the frames of lambda coroutines.
-asio::awaitable<void> Api::warm(std::string name, std::string runtime, std::uint64_t version) {
-  auto warmed = co_await deps_.pool.acquire(name, runtime, version);
+// A member coroutine, not a lambda (GCC 12, common/async.hpp).
+asio::awaitable<void> Api::warm(pool::WorkerWanted wanted) {
+  auto warmed = co_await deps_.pool.acquire(wanted);
   static log::RateLimit failureLog;
   if (!warmed)
     if (auto note = failureLog.admit())
-      log::pool()->warn("[ws:{}] warming the {} worker failed: {}{}", name, runtime, warmed.error().message, *note);
+      log::pool()->warn("[ws:{}] warming the {} worker failed: {}{}", wanted.workspace,
+                        workspace::languageName(wanted.language), warmed.error().message, *note);
+}
+
+// Bound to the version `stored` has (its script's fingerprint): a save from then on does not
+// change which code the run gets (workspace/workspace_store.hpp).
+pool::WorkerWanted Api::wanted(const std::shared_ptr<const workspace::StoredWorkspace>& stored,
+                               workspace::Language language) {
+  return pool::WorkerWanted{.workspace = stored->workspace.name,
+                            .language = language,
+                            .version = pool::versionOf(*stored, language),
+                            .stored = stored};
 }
 
 asio::awaitable<Response> Api::remove(const Request& request, std::string name) {
@@ -221,17 +251,17 @@ asio::awaitable<Response> Api::remove(const Request& request, std::string name) 
                          request.version(), request.keep_alive());
 }
 
+// Validate, resolve the stored version, get its worker, run, answer. The worker owns the run: the
+// wire format, the timeout and what happens to a stuck worker (pool/worker.hpp).
 asio::awaitable<Response> Api::run(const Request& request, std::string name, std::string function) {
-  const auto version = request.version();
-  const bool keepAlive = request.keep_alive();
   const auto received = Clock::now();
   auto fail = [&](const Error& error, json::object extra = {}) {
-    return errorResponse(error, version, keepAlive, std::move(extra));
+    return errorResponse(error, request.version(), request.keep_alive(), std::move(extra));
   };
+  const Error notFound{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""};
   if (auto why = workspace::workspaceNameProblem(name); !why.empty())
     co_return fail(workspace::invalidRequest("workspace", why));
-  if (!workspace::couldBeFunctionName(function))
-    co_return fail(Error{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""});
+  if (!workspace::couldBeFunctionName(function)) co_return fail(notFound);
   auto body = parseJsonBody(request.body(), true);
   if (!body) co_return fail(body.error());
   auto parameters = workspace::parseRunBody(*body);
@@ -240,102 +270,36 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   auto stored = co_await current(name);
   if (!stored) co_return fail(stored.error());
   const auto* fn = (*stored)->workspace.find(function);
-  if (!fn) co_return fail(Error{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""});
-  std::string runtime(workspace::languageName(fn->language));
-  if (!deps_.runtimes.available(runtime))
-    co_return fail(Error{Errc::LanguageUnavailable, "Functions in " + runtime + " cannot run on this server yet"});
+  if (!fn) co_return fail(notFound);
+  if (!deps_.runtimes.available(fn->language))
+    co_return fail(Error{Errc::LanguageUnavailable, "Functions in " + std::string(workspace::languageName(fn->language)) +
+                                                        " cannot run on this server yet"});
 
-  // Bound to the version resolved above (its script's fingerprint): a save from now on does not
-  // change which code this run gets (workspace/workspace_store.hpp).
-  auto worker = co_await deps_.pool.acquire(name, runtime, (*stored)->script(fn->language));
+  // Named, not temporaries in the co_await expressions (GCC 12, common/async.hpp).
+  auto want = wanted(*stored, fn->language);
+  auto worker = co_await deps_.pool.acquire(std::move(want));
   if (!worker) {
-    deps_.metrics.recordRun(runtime, "spawn_failed", 0);
+    deps_.metrics.recordRun(std::string(workspace::languageName(fn->language)), "spawn_failed", 0);
     co_return fail(worker.error());
   }
   const auto acquired = Clock::now();
   const bool cold = (*worker)->startedAt() >= received;
   if (cold) ++deps_.metrics.coldStarts;
 
-  auto timeout = fn->language == workspace::Language::Python ? config_.pool.pythonRunTimeout : config_.pool.runTimeout;
-  std::string members = "\"fn\":\"" + function + "\",\"parameters\":" + json::serialize(*parameters);
-  auto reply = co_await (*worker)->call("run", members, timeout);
-  const auto finished = Clock::now();
-  auto elapsedMs = static_cast<std::int64_t>(std::llround(millis(reply.elapsed)));
-
-  std::string timing;
-  timing.reserve(64);
-  timing.append(cold ? "cold;dur=" : "queue;dur=");
-  appendMs(timing, acquired - received);
-  timing.append(", run;dur=");
-  appendMs(timing, finished - acquired);
-  timing.append(", total;dur=");
-  appendMs(timing, finished - received);
-  auto withTiming = [&](Response response) {
-    response.set("Server-Timing", timing);
-    return response;
-  };
-  const double seconds = std::chrono::duration<double>(reply.elapsed).count();
-
-  switch (reply.status) {
-    case pool::ReplyStatus::TimedOut: {
-      deps_.metrics.recordRun(runtime, "timeout", seconds);
-      deps_.pool.checkResponsive(*worker);
-      static log::RateLimit timeoutLog;
-      if (auto note = timeoutLog.admit())
-        log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms{}", name, (*worker)->pid(), function,
-                          timeout.count(), *note);
-      co_return withTiming(fail(
-          Error{Errc::RunTimedOut, "Function \"" + function + "\" timed out after " + std::to_string(timeout.count()) + " ms"},
-          {{"logs", std::move(reply.logs)}, {"duration", elapsedMs}}));
-    }
-    case pool::ReplyStatus::Died: {
-      deps_.metrics.recordRun(runtime, reply.outOfMemory ? "out_of_memory" : "crashed", seconds);
-      Error error = reply.outOfMemory
-                        ? Error{Errc::OutOfMemory, "Function \"" + function + "\" ran out of memory: " + reply.failure}
-                        : Error{Errc::WorkerDied, "Function \"" + function + "\" failed: " + reply.failure};
-      co_return withTiming(fail(error, {{"logs", std::move(reply.logs)}, {"duration", elapsedMs}}));
-    }
-    case pool::ReplyStatus::Replied: break;
-  }
-
-  if (reply.result) {
-    deps_.metrics.recordRun(runtime, "ok", seconds);
-    // The result's text as the worker wrote it (validated there): no parse and re-serialisation.
-    std::string body;
-    body.reserve(reply.result->size() + 48);
-    body.append("{\"result\":").append(*reply.result).append(",\"logs\":");
-    if (reply.logs.empty()) body.append("[]");
-    else body.append(json::serialize(reply.logs));
-    body.append(",\"duration\":").append(std::to_string(reply.duration)).append("}");
-    co_return withTiming(jsonResponse(bhttp::status::ok, std::move(body), version, keepAlive));
-  }
-  auto& frame = reply.frame;
-  auto duration = frame.contains("duration") ? frame.at("duration") : json::value(elapsedMs);
-  const auto* ok = frame.if_contains("ok");
-  if (!ok || !ok->is_bool() || !ok->get_bool()) {
-    json::object thrown = frame.contains("error") && frame.at("error").is_object() ? frame.at("error").as_object()
-                                                                                   : json::object{};
-    std::string thrownName = thrown.contains("name") && thrown.at("name").is_string()
-                                 ? std::string(thrown.at("name").get_string()) : "Error";
-    std::string thrownMessage = thrown.contains("message") && thrown.at("message").is_string()
-                                    ? std::string(thrown.at("message").get_string()) : "";
-    if (thrownName == "ResultTooLarge") {
-      deps_.metrics.recordRun(runtime, "result_too_large", seconds);
-      co_return withTiming(fail(Error{Errc::ResultTooLarge, thrownMessage}, {{"logs", std::move(reply.logs)}, {"duration", duration}}));
-    }
-    if (thrownName == "NotFound") {
-      co_return withTiming(fail(Error{Errc::FunctionNotFound, thrownMessage}));
-    }
-    deps_.metrics.recordRun(runtime, "error", seconds);
-    co_return withTiming(fail(Error{Errc::FunctionFailed, thrownName + ": " + thrownMessage, json::value(thrown)},
-                              {{"logs", std::move(reply.logs)}, {"duration", duration}}));
-  }
-  deps_.metrics.recordRun(runtime, "ok", seconds);
-  json::object out;
-  out["result"] = frame.contains("result") ? std::move(frame.at("result")) : json::value(nullptr);
-  out["logs"] = std::move(reply.logs);
-  out["duration"] = duration;
-  co_return withTiming(jsonResponse(bhttp::status::ok, json::serialize(out), version, keepAlive));
+  const auto timeout = config_.pool.*runtimes::traits(fn->language).runTimeout;
+  const json::value arguments(std::move(*parameters));
+  ++deps_.metrics.runsInFlight;
+  auto outcome = co_await (*worker)->run(function, arguments, timeout);
+  --deps_.metrics.runsInFlight;
+  if (auto label = outcome.metricLabel(); !label.empty())
+    deps_.metrics.recordRun(std::string(workspace::languageName(fn->language)), std::string(label), std::chrono::duration<double>(outcome.elapsed).count());
+  auto response = outcome.ok() ? jsonResponse(bhttp::status::ok, successBody(outcome), request.version(),
+                                              request.keep_alive())
+                  : outcome.error->code == Errc::FunctionNotFound
+                      ? fail(*outcome.error)
+                      : fail(*outcome.error, {{"logs", std::move(outcome.logs)}, {"duration", outcome.duration}});
+  response.set("Server-Timing", serverTiming(cold, received, acquired, Clock::now()));
+  co_return response;
 }
 
 }  // namespace customcode::http

@@ -1,11 +1,13 @@
 #pragma once
 
 #include "common/errors.hpp"
+#include "common/event.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "deps/npm_installer.hpp"
 #include "http/playground.hpp"
 #include "http/types.hpp"
+#include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
 #include "runtimes/syntax_checker.hpp"
@@ -13,7 +15,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <deque>
@@ -46,7 +47,7 @@ class KeyedMutex {
 
  private:
   void unlock(const std::string& key);
-  std::unordered_map<std::string, std::deque<std::shared_ptr<asio::steady_timer>>> waiters_;
+  std::unordered_map<std::string, std::deque<std::shared_ptr<Event>>> waiters_;
 };
 
 // The HTTP API. Owns no object of its own beyond caches; runs on the event loop and sends disk
@@ -79,7 +80,10 @@ class Api {
   asio::awaitable<Response> remove(const Request& request, std::string workspace);
   asio::awaitable<Response> list(const Request& request);
   asio::awaitable<Response> run(const Request& request, std::string workspace, std::string function);
-  asio::awaitable<void> warm(std::string name, std::string runtime, std::uint64_t version);
+  asio::awaitable<void> warm(pool::WorkerWanted wanted);
+  // The worker of `language` for the version of the workspace read in `stored`.
+  static pool::WorkerWanted wanted(const std::shared_ptr<const workspace::StoredWorkspace>& stored,
+                                   workspace::Language language);
   Response healthcheck(const Request& request) const;
   Response metrics(const Request& request) const;
 

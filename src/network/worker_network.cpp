@@ -2,6 +2,7 @@
 
 #include "common/files.hpp"
 #include "common/log.hpp"
+#include "process/child.hpp"
 
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -125,12 +126,12 @@ std::string setDefinition(const char* name, bool ipv6, const std::vector<Cidr>& 
 
 // Starts a helper that lives as long as the service (parent-death signal); only its output pipe
 // is kept.
-Result<pool::ChildProcess> startHelper(std::vector<std::string> argv) {
-  pool::LaunchSpec spec;
+Result<process::ChildProcess> startHelper(std::vector<std::string> argv) {
+  process::LaunchSpec spec;
   spec.argv = std::move(argv);
   spec.env = {"PATH=/usr/bin:/bin"};
   spec.cwd = "/";
-  auto child = pool::spawnProcess(spec);
+  auto child = process::spawnProcess(spec);
   if (child) {
     ::close(child->requests);
     ::close(child->frames);
@@ -239,7 +240,7 @@ std::string WorkerNetwork::describe() const {
   return "host";
 }
 
-std::vector<std::string> WorkerNetwork::prepare(std::optional<pool::LaunchSpec> sandboxedProbe,
+std::vector<std::string> WorkerNetwork::prepare(std::optional<process::LaunchSpec> sandboxedProbe,
                                                 const fs::path& runtimeDir) {
   std::vector<std::string> problems;
   const Mode asked = config_.mode;
@@ -374,12 +375,12 @@ std::string WorkerNetwork::loadRules(const fs::path& runtimeDir) {
     out << isolationRuleset(denied_, config_.allow);
     if (!out.flush()) return "cannot write " + rulesFile.string();
   }
-  pool::LaunchSpec spec;
+  process::LaunchSpec spec;
   spec.argv = {config_.nftPath.string(), "-f", rulesFile.string()};
   spec.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
   spec.cwd = "/";
   spec.joinNamespaces = {userNs_, netNs_};
-  auto finished = pool::runToEnd(spec, kCommandTimeout);
+  auto finished = process::runToEnd(spec, kCommandTimeout);
   if (!finished) return finished.error().message;
   if (finished->timedOut) return "nft did not finish within 10 s";
   if (!WIFEXITED(finished->status) || WEXITSTATUS(finished->status) != 0)
@@ -387,9 +388,9 @@ std::string WorkerNetwork::loadRules(const fs::path& runtimeDir) {
   return {};
 }
 
-std::string WorkerNetwork::probe(pool::LaunchSpec spec) const {
+std::string WorkerNetwork::probe(process::LaunchSpec spec) const {
   join(spec);
-  auto finished = pool::runToEnd(spec, kCommandTimeout);
+  auto finished = process::runToEnd(spec, kCommandTimeout);
   if (!finished) return "a sandbox cannot start in the namespace: " + finished.error().message;
   if (finished->timedOut) return "a sandbox in the namespace did not finish within 10 s";
   if (!WIFEXITED(finished->status) || WEXITSTATUS(finished->status) != 0)
@@ -398,7 +399,7 @@ std::string WorkerNetwork::probe(pool::LaunchSpec spec) const {
   return {};
 }
 
-void WorkerNetwork::join(pool::LaunchSpec& spec) const {
+void WorkerNetwork::join(process::LaunchSpec& spec) const {
   if (mode_ == Mode::Host || netNs_ < 0) return;
   // Joining a network namespace takes CAP_SYS_ADMIN over its owner: root has it from outside; any
   // other user gets it by joining the holder's user namespace first (bubblewrap then makes the

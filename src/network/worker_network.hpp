@@ -2,7 +2,7 @@
 
 #include "config/config.hpp"
 #include "network/cidr.hpp"
-#include "pool/launcher.hpp"
+#include "process/launcher.hpp"
 
 #include <sys/types.h>
 
@@ -54,11 +54,11 @@ class WorkerNetwork {
   // Files (the rule set, pasta's log) go to `runtimeDir`. Returns the problems that stop start-up
   // (an explicit WORKER_NETWORK=isolated or none that cannot be had); warnings() says what is
   // weaker than asked.
-  std::vector<std::string> prepare(std::optional<pool::LaunchSpec> sandboxedProbe,
+  std::vector<std::string> prepare(std::optional<process::LaunchSpec> sandboxedProbe,
                                    const std::filesystem::path& runtimeDir);
 
   // Makes `spec` start in the workers' namespace (nothing in host mode).
-  void join(pool::LaunchSpec& spec) const;
+  void join(process::LaunchSpec& spec) const;
 
   Mode mode() const { return mode_; }
   static const char* modeName(Mode mode);
@@ -70,7 +70,7 @@ class WorkerNetwork {
   std::string startHolder();
   std::string startPasta(const std::filesystem::path& runtimeDir);
   std::string loadRules(const std::filesystem::path& runtimeDir);
-  std::string probe(pool::LaunchSpec spec) const;
+  std::string probe(process::LaunchSpec spec) const;
   void stop();
 
   config::WorkerNetworkConfig config_;

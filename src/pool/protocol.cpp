@@ -1,6 +1,7 @@
 #include "pool/protocol.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <charconv>
 
@@ -43,6 +44,93 @@ std::string requestFrame(std::string_view type, std::uint64_t id, std::string_vi
   }
   frame += "}\n";
   return frame;
+}
+
+std::string runMembers(std::string_view function, const boost::json::value& parameters) {
+  return "\"fn\":" + boost::json::serialize(boost::json::string(function)) +
+         ",\"parameters\":" + boost::json::serialize(parameters);
+}
+
+std::string checkMembers(const std::vector<CheckedFunction>& functions) {
+  boost::json::array list;
+  for (const auto& function : functions) {
+    boost::json::array parameters;
+    for (const auto& p : function.parameters) parameters.push_back(boost::json::string(p));
+    list.push_back(boost::json::object{{"name", function.name}, {"code", function.code}, {"parameters", parameters}});
+  }
+  return "\"functions\":" + boost::json::serialize(list);
+}
+
+std::string loadMembers(std::string_view filename, std::string_view source) {
+  return "\"filename\":" + boost::json::serialize(boost::json::string(filename)) +
+         ",\"source\":" + boost::json::serialize(boost::json::string(source));
+}
+
+namespace {
+
+std::string stringMember(const boost::json::object& object, std::string_view key, std::string fallback = {}) {
+  const auto* value = object.if_contains(key);
+  return value && value->is_string() ? std::string(value->get_string()) : fallback;
+}
+
+std::optional<std::int64_t> integerMember(const boost::json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (!value || !value->is_number()) return std::nullopt;
+  boost::system::error_code ec;
+  auto number = value->to_number<std::int64_t>(ec);
+  if (ec) return std::nullopt;
+  return number;
+}
+
+}  // namespace
+
+std::string_view RunOutcome::metricLabel() const {
+  if (!error) return "ok";
+  switch (error->code) {
+    case Errc::RunTimedOut: return "timeout";
+    case Errc::OutOfMemory: return "out_of_memory";
+    case Errc::WorkerDied: return "crashed";
+    case Errc::ResultTooLarge: return "result_too_large";
+    case Errc::FunctionFailed: return "error";
+    default: return "";
+  }
+}
+
+void decodeRunAnswer(boost::json::object& frame, RunOutcome& outcome) {
+  if (auto duration = integerMember(frame, "duration")) outcome.duration = *duration;
+  const auto* ok = frame.if_contains("ok");
+  if (ok && ok->is_bool() && ok->get_bool()) {
+    const auto* result = frame.if_contains("result");
+    outcome.result = result ? boost::json::serialize(*result) : "null";
+    return;
+  }
+  const auto* error = frame.if_contains("error");
+  boost::json::object thrown = error && error->is_object() ? error->get_object() : boost::json::object{};
+  auto name = stringMember(thrown, "name", "Error");
+  auto message = stringMember(thrown, "message");
+  if (name == "ResultTooLarge") outcome.error = Error{Errc::ResultTooLarge, message};
+  else if (name == "NotFound") outcome.error = Error{Errc::FunctionNotFound, message};
+  else outcome.error = Error{Errc::FunctionFailed, name + ": " + message, std::move(thrown)};
+}
+
+std::vector<SyntaxProblem> decodeCheckAnswer(const boost::json::object& frame) {
+  std::vector<SyntaxProblem> problems;
+  const auto* errors = frame.if_contains("errors");
+  if (!errors || !errors->is_array()) return problems;
+  for (const auto& e : errors->get_array()) {
+    if (!e.is_object()) continue;
+    const auto& error = e.get_object();
+    problems.push_back(SyntaxProblem{.function = stringMember(error, "function"),
+                                     .line = integerMember(error, "line"),
+                                     .column = integerMember(error, "column"),
+                                     .message = stringMember(error, "message")});
+  }
+  return problems;
+}
+
+bool decodeLoadAnswer(const boost::json::object& frame) {
+  const auto* ok = frame.if_contains("ok");
+  return ok && ok->is_bool() && ok->get_bool();
 }
 
 namespace {

@@ -1,10 +1,18 @@
 #pragma once
 
+#include "common/errors.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // The worker protocol: one JSON object per line, on a pipe of its own in each direction (fd 3 into
 // the worker, fd 4 out of it), never on stdout.
@@ -12,12 +20,14 @@
 //   service -> worker  {"type":"run","id":7,"fn":"hello","parameters":{...}}
 //                      {"type":"check","id":8,"functions":[{"name","code","parameters":[...]}]}
 //                      {"type":"ping","id":9}
+//                      {"type":"load","id":10,"filename":"/data/ws/functions.mjs","source":"…"}   spares only
 //   worker -> service  {"type":"ready","pid":123}                      once, after loading
 //                      {"type":"log","id":7,"level":"log","message":"…","timestamp":"…"}
 //                      {"type":"result","id":7,"ok":true,"result":…,"duration":3}
 //                      {"type":"result","id":7,"ok":false,"error":{"name","message","stack"},"duration":3}
 //                      {"type":"checked","id":8,"errors":[{"function","line","column","message"}]}
 //                      {"type":"pong","id":9}
+//                      {"type":"loaded","id":10,"ok":true}
 //                      {"type":"fatal","message":"…"}                  before exiting at start-up
 // Any frame with an id other than a log answers the request with that id.
 namespace customcode::pool {
@@ -62,5 +72,46 @@ inline constexpr std::size_t kMaxFrameDepth = 1'000;
 // Builds a request frame: {"type":TYPE,"id":ID,<members>}\n, where `members` is either empty or
 // JSON object members ("fn":"x","parameters":{...}) already serialised.
 std::string requestFrame(std::string_view type, std::uint64_t id, std::string_view members);
+
+// The members of each request, serialised for requestFrame.
+std::string runMembers(std::string_view function, const boost::json::value& parameters);
+struct CheckedFunction {
+  std::string name;
+  std::string code;
+  std::vector<std::string> parameters;
+};
+std::string checkMembers(const std::vector<CheckedFunction>& functions);
+std::string loadMembers(std::string_view filename, std::string_view source);
+
+// What a run came to. A successful run has one shape: its result as JSON text. Any other outcome
+// is an `error` (http/error_response.cpp maps its code to a status); every one but
+// FunctionNotFound keeps the run's logs and duration.
+struct RunOutcome {
+  std::optional<Error> error;  // nullopt: success
+  std::string result;          // on success: one JSON value, as text
+  boost::json::array logs;     // the run's log frames, in order, without "type" and "id"
+  std::int64_t duration = 0;   // ms: the worker's own measure, or the time waited when it did not answer
+  std::chrono::steady_clock::duration elapsed{};  // the time the service waited for the answer
+
+  bool ok() const { return !error; }
+  // The label of the run in the customcode_runs_total metric, or empty when it is not counted.
+  std::string_view metricLabel() const;
+};
+
+// Fills `outcome` from the answer of a run: a result frame parsed the general way
+// ({"ok":false,...}, or a success in another layout than readResultFrame's).
+void decodeRunAnswer(boost::json::object& frame, RunOutcome& outcome);
+
+// One syntax error reported by a checker: line and column of the user's code, from 1.
+struct SyntaxProblem {
+  std::string function;
+  std::optional<std::int64_t> line;
+  std::optional<std::int64_t> column;
+  std::string message;
+};
+std::vector<SyntaxProblem> decodeCheckAnswer(const boost::json::object& frame);
+
+// Whether a "loaded" answer says the spare took the module.
+bool decodeLoadAnswer(const boost::json::object& frame);
 
 }  // namespace customcode::pool

@@ -3,6 +3,7 @@
 #include "common/log.hpp"
 #include "network/worker_network.hpp"
 #include "pool/confinement.hpp"
+#include "process/child.hpp"
 
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -93,6 +94,7 @@ std::string Sandbox::describe() const {
 std::vector<std::string> Sandbox::prepare(const std::vector<fs::path>& mustSee) {
   using Mode = config::SandboxConfig::Mode;
   std::vector<std::string> problems;
+  prepared_ = true;
   switchUser_ = ::geteuid() == 0;
   isolation_ = Isolation::None;
   if (config_.mode == Mode::None) {
@@ -185,7 +187,7 @@ std::string Sandbox::tryRestricted(const std::vector<fs::path>& mustSee) {
 }
 
 std::string Sandbox::probe(const LaunchSpec& spec) {
-  auto finished = runToEnd(spec, std::chrono::seconds(10));
+  auto finished = process::runToEnd(spec, std::chrono::seconds(10));
   if (!finished) return finished.error().message;
   if (finished->timedOut) return "the probe did not finish within 10 s";
   int status = finished->status;

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "pool/launcher.hpp"
+#include "process/launcher.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -22,6 +22,7 @@ class WorkerNetwork;
 namespace customcode::pool {
 
 class SeccompFilter;
+using process::LaunchSpec;
 
 // What one sandboxed process may see besides the system directories.
 struct SandboxView {
@@ -69,6 +70,8 @@ class Sandbox {
   // bubblewrap or confined, as the mode says.
   LaunchSpec wrap(LaunchSpec spec, const SandboxView& view) const;
 
+  // Whether prepare() has decided the mode: commands are built only after it (runtimes::Runtimes).
+  bool prepared() const { return prepared_; }
   Isolation isolation() const { return isolation_; }
   bool isolated() const { return isolation_ == Isolation::Bwrap; }
   bool nodePermissionModel() const { return config_.nodePermissionModel; }
@@ -95,6 +98,7 @@ class Sandbox {
   static std::string probe(const LaunchSpec& spec);
 
   config::SandboxConfig config_;
+  bool prepared_ = false;
   Isolation isolation_ = Isolation::None;
   bool switchUser_ = false;
   std::filesystem::path stageDir_;  // empty: bwrap binds by path

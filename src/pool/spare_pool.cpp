@@ -15,6 +15,7 @@ SparePool::SparePool(asio::any_io_executor executor, std::size_t target, Factory
 
 void SparePool::start() {
   if (target_ > 0) spawnLogged(executor_, fill(), "spare worker start");
+  else settled_.set();
 }
 
 std::shared_ptr<Worker> SparePool::take() {
@@ -50,6 +51,7 @@ asio::awaitable<void> SparePool::fill() {
     if (!worker) {
       if (auto note = failureLog.admit()) log::pool()->warn("cannot start a spare worker: {}{}", worker.error().message, *note);
       failing_ = true;
+      settled_.set();
       co_return;
     }
     ++starting_;
@@ -59,6 +61,7 @@ asio::awaitable<void> SparePool::fill() {
       if (auto note = failureLog.admit())
         log::pool()->warn("a spare worker failed to start: {}{}", ready.error().message, *note);
       failing_ = true;
+      settled_.set();
       co_return;
     }
     if (stopped_) {
@@ -66,20 +69,17 @@ asio::awaitable<void> SparePool::fill() {
       co_return;
     }
     ready_.push_back(std::move(*worker));
+    settled_.set();
   }
 }
 
 asio::awaitable<void> SparePool::waitUntilOneIsReady(std::chrono::milliseconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  asio::steady_timer pause(executor_);
-  while (ready_.empty() && target_ > 0 && !failing_ && !stopped_ && std::chrono::steady_clock::now() < until) {
-    pause.expires_after(std::chrono::milliseconds(5));
-    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  co_await settled_.waitFor(limit);
 }
 
 void SparePool::shutdown() {
   stopped_ = true;
+  settled_.set();
   for (auto& spare : ready_) spare->kill("the service is shutting down");
   ready_.clear();
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "common/event.hpp"
 #include "pool/worker.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -50,6 +51,7 @@ class SparePool {
   bool failing_ = false;  // the last start failed: wait for the next take() before retrying
   bool stopped_ = false;
   bool refillScheduled_ = false;
+  Event settled_;  // a spare became ready, or none can come
 };
 
 }  // namespace customcode::pool

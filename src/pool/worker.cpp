@@ -2,16 +2,13 @@
 
 #include "common/async.hpp"
 #include "common/log.hpp"
-#include "pool/priority.hpp"
+#include "process/priority.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
-
-#include <signal.h>
-#include <sys/wait.h>
 
 #include <cstring>
 
@@ -27,15 +24,6 @@ constexpr std::size_t kOutputTailBytes = 8 * 1024;
 constexpr std::size_t kOutputLinesPerSecond = 50;
 constexpr auto kOutputDrainLimit = 500ms;
 
-std::string describeExit(int status) {
-  if (WIFEXITED(status)) return "the worker process exited with code " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const char* name = sigabbrev_np(WTERMSIG(status));
-    return std::string("the worker process was killed by signal ") + (name ? std::string("SIG") + name : std::to_string(WTERMSIG(status)));
-  }
-  return "the worker process ended";
-}
-
 bool looksOutOfMemory(std::string_view tail) {
   for (auto needle : {"heap out of memory", "Allocation failed", "MemoryError", "Cannot allocate memory",
                       "out of memory"})
@@ -46,8 +34,7 @@ bool looksOutOfMemory(std::string_view tail) {
 }  // namespace
 
 struct Worker::Pending {
-  explicit Pending(asio::any_io_executor executor) : timer(executor) {}
-  asio::steady_timer timer;
+  Event answered;
   std::chrono::steady_clock::time_point started;
   bool done = false;
   std::size_t logBytes = 0;
@@ -55,45 +42,40 @@ struct Worker::Pending {
   Reply reply;
 };
 
-Result<std::shared_ptr<Worker>> Worker::start(asio::any_io_executor executor, const LaunchSpec& spec,
+Result<std::shared_ptr<Worker>> Worker::start(asio::any_io_executor executor, const process::LaunchSpec& spec,
                                               WorkerOptions options) {
-  auto child = spawnProcess(spec);
-  if (!child) return child.error();
-  std::shared_ptr<Worker> worker(new Worker(executor, *child, std::move(options)));
-  log::pool()->info("[ws:{}][pid {}] {} worker started", worker->workspace(), worker->pid(), worker->runtime());
+  auto started = process::start(executor, spec);
+  if (!started) return started.error();
+  std::shared_ptr<Worker> worker(new Worker(executor, std::move(*started), std::move(options)));
+  log::pool()->info("[ws:{}][pid {}] {} worker started", worker->workspace(), worker->pid(), worker->label());
   spawnLogged(executor, worker->readOutput(), "worker output reader");
   spawnLogged(executor, worker->readFrames(), "worker frame reader");
   return worker;
 }
 
-Worker::Worker(asio::any_io_executor executor, ChildProcess child, WorkerOptions options)
+Worker::Worker(asio::any_io_executor executor, process::Started started, WorkerOptions options)
     : executor_(executor),
       options_(std::move(options)),
-      pid_(child.pid),
-      requests_(executor, child.requests),
-      frames_(executor, child.frames),
-      output_(executor, child.output),
-      readySignal_(executor, std::chrono::steady_clock::time_point::max()),
-      outputDone_(executor, std::chrono::steady_clock::time_point::max()),
+      child_(std::move(started.child)),
+      requests_(executor, started.requests),
+      frames_(executor, started.frames),
+      output_(executor, started.output),
       retireKill_(executor),
       lastUsed_(std::chrono::steady_clock::now()),
       startedAt_(lastUsed_) {}
 
-Worker::~Worker() {
-  if (!reaped_) {
-    ::kill(-pid_, SIGKILL);
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+// The child's destructor kills and reaps the process if it is still there.
+Worker::~Worker() = default;
+
+std::string Worker::label() const {
+  std::string label(workspace::languageName(options_.language));
+  if (options_.role == WorkerRole::Spare) label += " spare";
+  if (options_.role == WorkerRole::Check) label += " checker";
+  return label;
 }
 
 asio::awaitable<Result<void>> Worker::waitReady(std::chrono::milliseconds timeout) {
-  if (!readyResult_) {
-    readySignal_.expires_after(timeout);
-    co_await readySignal_.async_wait(as_tuple(use_awaitable));
-  }
+  co_await readyEvent_.waitFor(timeout);
   if (!readyResult_) {
     kill("the worker did not start within " + std::to_string(timeout.count()) + " ms");
     co_return Error{Errc::SpawnFailed, "The worker did not start within " + std::to_string(timeout.count()) + " ms"};
@@ -101,7 +83,7 @@ asio::awaitable<Result<void>> Worker::waitReady(std::chrono::milliseconds timeou
   co_return *readyResult_;
 }
 
-asio::awaitable<Reply> Worker::call(std::string_view type, std::string_view members,
+asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_view members,
                                     std::chrono::milliseconds timeout) {
   // A retiring worker still answers: a run that acquired it just before a redeploy goes through.
   if (state_ != State::Ready && state_ != State::Retiring) {
@@ -113,12 +95,11 @@ asio::awaitable<Reply> Worker::call(std::string_view type, std::string_view memb
   auto started = std::chrono::steady_clock::now();
   lastUsed_ = started;
   auto id = nextId_++;
-  Pending pending(executor_);
+  Pending pending;
   pending.started = started;
   pending_.emplace(id, &pending);
   send(requestFrame(type, id, members));
-  pending.timer.expires_after(timeout);
-  co_await pending.timer.async_wait(as_tuple(use_awaitable));
+  co_await pending.answered.waitFor(timeout);
   pending_.erase(id);
   if (!pending.done) {
     pending.reply.status = ReplyStatus::TimedOut;
@@ -129,6 +110,89 @@ asio::awaitable<Reply> Worker::call(std::string_view type, std::string_view memb
   if (lowered_) adjustPriority();
   finishRetiringIfIdle();
   co_return std::move(pending.reply);
+}
+
+asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::json::value& parameters,
+                                        std::chrono::milliseconds timeout) {
+  const auto members = runMembers(function, parameters);  // named (GCC 12, common/async.hpp)
+  auto reply = co_await call("run", members, timeout);
+  RunOutcome outcome;
+  outcome.elapsed = reply.elapsed;
+  outcome.logs = std::move(reply.logs);
+  outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(reply.elapsed + 500us).count();
+  const std::string quoted = "Function \"" + std::string(function) + "\"";
+  switch (reply.status) {
+    case ReplyStatus::TimedOut: {
+      static log::RateLimit timeoutLog;
+      if (auto note = timeoutLog.admit())
+        log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms{}", workspace(), pid(), function,
+                          timeout.count(), *note);
+      outcome.error = Error{Errc::RunTimedOut,
+                            quoted + " timed out after " + std::to_string(timeout.count()) + " ms"};
+      // The run has failed; whether the worker is stuck (then killed) or only awaiting something
+      // slow (then it keeps serving its other runs) is the ping's to tell.
+      spawnLogged(executor_, pingOrKill(), "worker ping");
+      break;
+    }
+    case ReplyStatus::Died:
+      outcome.error = reply.outOfMemory ? Error{Errc::OutOfMemory, quoted + " ran out of memory: " + reply.failure}
+                                        : Error{Errc::WorkerDied, quoted + " failed: " + reply.failure};
+      break;
+    case ReplyStatus::Replied:
+      if (reply.result) {
+        outcome.result = std::move(*reply.result);
+        outcome.duration = reply.duration;
+      } else {
+        decodeRunAnswer(reply.frame, outcome);
+      }
+      break;
+  }
+  co_return outcome;
+}
+
+asio::awaitable<Result<std::vector<SyntaxProblem>>> Worker::check(const std::vector<CheckedFunction>& functions,
+                                                                   std::chrono::milliseconds timeout) {
+  const auto members = checkMembers(functions);
+  auto reply = co_await call("check", members, timeout);
+  if (reply.status == ReplyStatus::TimedOut) {
+    spawnLogged(executor_, pingOrKill(), "checker ping");
+    co_return Error{Errc::RunTimedOut, "The syntax check timed out"};
+  }
+  if (reply.status == ReplyStatus::Died) co_return Error{Errc::WorkerDied, reply.failure};
+  co_return decodeCheckAnswer(reply.frame);
+}
+
+asio::awaitable<bool> Worker::load(std::string_view workspace, std::string_view filename, std::string_view source,
+                                   std::chrono::milliseconds timeout) {
+  const auto members = loadMembers(filename, source);
+  auto reply = co_await call("load", members, timeout);
+  if (reply.status != ReplyStatus::Replied || !decodeLoadAnswer(reply.frame)) co_return false;
+  options_.workspace = std::string(workspace);
+  options_.role = WorkerRole::Serve;
+  co_return true;
+}
+
+asio::awaitable<bool> Worker::ping(std::chrono::milliseconds timeout) {
+  auto reply = co_await call("ping", "", timeout);
+  co_return reply.status == ReplyStatus::Replied;
+}
+
+asio::awaitable<void> Worker::pingOrKill() {
+  if (state_ == State::Dead || suspect_) co_return;
+  auto self = shared_from_this();
+  auto verdict = std::make_shared<Event>();
+  suspect_ = verdict;
+  bool answered = co_await ping(options_.pingTimeout);
+  suspect_.reset();
+  if (!answered && state_ != State::Dead) {
+    if (options_.metrics) ++options_.metrics->killsStuck;
+    kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
+  }
+  verdict->set();
+}
+
+asio::awaitable<void> Worker::verdict() {
+  if (auto verdict = suspect_) co_await verdict->wait();
 }
 
 void Worker::send(std::string frame) {
@@ -168,7 +232,7 @@ void Worker::retire() {
 
 void Worker::finishRetiringIfIdle() {
   if (state_ != State::Retiring || !pending_.empty() || !requests_.is_open()) return;
-  log::pool()->info("[ws:{}][pid {}] retiring {} worker", workspace(), pid(), runtime());
+  log::pool()->info("[ws:{}][pid {}] retiring {} worker", workspace(), pid(), label());
   closeRequests();
   // The bootstrap exits when its input ends; a worker stuck in user code does not, so kill it.
   retireKill_.expires_after(options_.killGrace);
@@ -184,29 +248,28 @@ void Worker::closeRequests() {
 }
 
 void Worker::kill(std::string reason, bool outOfMemory) {
-  if (reaped_) return;
+  if (child_.reaped()) return;
   if (killReason_.empty()) {
     killReason_ = std::move(reason);
     killedForMemory_ = outOfMemory;
   }
-  log::pool()->warn("[ws:{}][pid {}] killing {} worker: {}", workspace(), pid(), runtime(), killReason_);
-  ::kill(-pid_, SIGKILL);
-  ::kill(pid_, SIGKILL);
+  log::pool()->warn("[ws:{}][pid {}] killing {} worker: {}", workspace(), pid(), label(), killReason_);
+  child_.kill();
 }
 
 void Worker::adjustPriority() {
-  if (options_.longRunAfter.count() <= 0 || reaped_ || !killReason_.empty()) return;
-  bool longCall = suspect_ || unansweredTimeout_;
+  if (options_.longRunAfter.count() <= 0 || child_.reaped() || !killReason_.empty()) return;
+  bool longCall = suspect() || unansweredTimeout_;
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, pending] : pending_)
     if (now - pending->started >= options_.longRunAfter) longCall = true;
   if (longCall && !lowered_) {
     lowered_ = true;
-    setTreeNice(pid_, options_.longRunNice);
+    process::setTreeNice(pid(), options_.longRunNice);
     log::pool()->debug("[ws:{}][pid {}] a call runs for over {} ms: lowered to nice {}", workspace(), pid(),
                        options_.longRunAfter.count(), options_.longRunNice);
   } else if (!longCall && lowered_ && canRaise_) {
-    if (setTreeNice(pid_, 0)) {
+    if (process::setTreeNice(pid(), 0)) {
       lowered_ = false;
       log::pool()->debug("[ws:{}][pid {}] no long call left: back to normal priority", workspace(), pid());
     } else {
@@ -218,7 +281,7 @@ void Worker::adjustPriority() {
 }
 
 void Worker::onExit(std::function<void()> callback) {
-  if (reaped_) callback();
+  if (child_.reaped()) callback();
   else exitCallbacks_.push_back(std::move(callback));
 }
 
@@ -247,6 +310,7 @@ void Worker::handleFrame(std::string_view line) {
     Pending& pending = *it->second;
     pending.reply.result.emplace(result->result);
     pending.reply.duration = result->duration;
+    ++textResults_;
     answer(pending);
     return;
   }
@@ -264,7 +328,7 @@ void Worker::handleFrame(std::string_view line) {
   if (kind == "ready") {
     if (state_ == State::Starting) state_ = State::Ready;
     readyResult_ = Result<void>();
-    readySignal_.cancel();
+    readyEvent_.set();
     return;
   }
   if (kind == "fatal") {
@@ -272,7 +336,7 @@ void Worker::handleFrame(std::string_view line) {
     std::string text = message && message->is_string() ? std::string(message->get_string()) : "unknown error";
     log::pool()->error("[ws:{}][pid {}] worker failed to start: {}", workspace(), pid(), log::truncateForLog(text));
     if (!readyResult_) readyResult_ = Error{Errc::SpawnFailed, "The worker failed to start: " + text};
-    readySignal_.cancel();
+    readyEvent_.set();
     return;
   }
   const auto* idValue = frame.if_contains("id");
@@ -311,7 +375,7 @@ void Worker::answer(Pending& pending) {
   unansweredTimeout_ = false;
   pending.done = true;
   pending.reply.status = ReplyStatus::Replied;
-  pending.timer.cancel();
+  pending.answered.set();
 }
 
 asio::awaitable<void> Worker::readOutput() {
@@ -345,8 +409,7 @@ asio::awaitable<void> Worker::readOutput() {
     partial.erase(0, start);
   }
   if (!partial.empty()) log::runtime()->info("[ws:{}][pid {}] {}", workspace(), pid(), log::truncateForLog(partial));
-  outputClosed_ = true;
-  outputDone_.cancel();
+  outputClosed_.set();
 }
 
 asio::awaitable<void> Worker::finish() {
@@ -356,45 +419,31 @@ asio::awaitable<void> Worker::finish() {
   frames_.close(ignored);
   // The output pipe ends when the process (and any child holding it) is gone; wait a little for
   // it, since the reason of a crash (e.g. V8's out-of-memory report) is there.
-  if (!outputClosed_) {
-    outputDone_.expires_after(kOutputDrainLimit);
-    co_await outputDone_.async_wait(as_tuple(use_awaitable));
-  }
-  // Reap: poll briefly, then make sure.
-  int status = 0;
-  asio::steady_timer wait(executor_);
-  auto deadline = std::chrono::steady_clock::now() + options_.killGrace;
-  pid_t got = 0;
-  while ((got = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
-    wait.expires_after(5ms);
-    co_await wait.async_wait(as_tuple(use_awaitable));
-  }
-  if (got == 0) {
-    ::kill(-pid_, SIGKILL);
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  ::kill(-pid_, SIGKILL);  // whatever the worker left in its process group
-  reaped_ = true;
+  co_await outputClosed_.waitFor(kOutputDrainLimit);
+  // The frames ended: the process is exiting. One that lingers past the grace is killed.
+  child_.killAt(std::chrono::steady_clock::now() + options_.killGrace);
+  int status = co_await child_.wait();
   output_.close(ignored);
 
   bool outOfMemory = killedForMemory_ || looksOutOfMemory(outputTail_);
-  std::string failure = !killReason_.empty() ? killReason_ : outOfMemory ? "the worker ran out of memory" : describeExit(status);
-  log::pool()->info("[ws:{}][pid {}] {} worker gone: {}", workspace(), pid(), runtime(), failure);
+  std::string failure = !killReason_.empty() ? killReason_
+                        : outOfMemory        ? "the worker ran out of memory"
+                                             : "the worker process " + process::describeStatus(status);
+  log::pool()->info("[ws:{}][pid {}] {} worker gone: {}", workspace(), pid(), label(), failure);
   if (!readyResult_) {
     readyResult_ = Error{Errc::SpawnFailed, "The worker failed to start: " + failure +
                                                 (outputTail_.empty() ? "" : ": " + log::truncateForLog(outputTail_, 400))};
-    readySignal_.cancel();
+    readyEvent_.set();
   }
   for (auto& [id, pending] : pending_) {
     pending->done = true;
     pending->reply.status = ReplyStatus::Died;
     pending->reply.failure = failure;
     pending->reply.outOfMemory = outOfMemory;
-    pending->timer.cancel();
+    pending->answered.set();
   }
   retireKill_.cancel();
+  exited_.set();
   auto callbacks = std::move(exitCallbacks_);
   for (auto& callback : callbacks) callback();
 }

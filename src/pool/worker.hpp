@@ -1,8 +1,11 @@
 #pragma once
 
 #include "common/errors.hpp"
-#include "pool/launcher.hpp"
+#include "common/event.hpp"
+#include "common/metrics.hpp"
 #include "pool/protocol.hpp"
+#include "process/child.hpp"
+#include "workspace/workspace.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -18,14 +21,21 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace customcode::pool {
 
 namespace asio = boost::asio;
 
+// What a worker is for: serving one workspace, waiting as a spare to take one over, or checking
+// syntax at save time. Only names it in log lines.
+enum class WorkerRole { Serve, Spare, Check };
+
 struct WorkerOptions {
-  std::string workspace;  // for log lines
-  std::string runtime;    // "nodejs", "python", "checker"
+  std::string workspace;  // for log lines ("-" when it serves none)
+  workspace::Language language = workspace::Language::Node;
+  WorkerRole role = WorkerRole::Serve;
+  std::chrono::milliseconds pingTimeout{1'000};  // after a run timed out: a stuck worker is killed
   std::size_t maxFrameBytes = 64 * 1024 * 1024;
   std::size_t logsMaxBytes = 256 * 1024;  // per call; past it logs are dropped and the cut marked
   std::chrono::milliseconds killGrace{500};
@@ -33,31 +43,20 @@ struct WorkerOptions {
   // (see adjustPriority). Zero turns it off.
   std::chrono::milliseconds longRunAfter{0};
   int longRunNice = 19;
+  Metrics* metrics = nullptr;  // counts the workers killed as stuck; may be null
 };
 
-enum class ReplyStatus { Replied, TimedOut, Died };
-
-struct Reply {
-  ReplyStatus status = ReplyStatus::Died;
-  boost::json::object frame;  // the answer, when Replied (empty when it came as `result` below)
-  // A successful result read without parsing it (pool/protocol.hpp, readResultFrame): its JSON
-  // text, spliced as it is into the response. Set with `duration`; `frame` is then empty.
-  std::optional<std::string> result;
-  std::int64_t duration = 0;
-  boost::json::array logs;    // log frames received for this call, in order
-  std::string failure;        // why the worker died, when Died
-  bool outOfMemory = false;   // when Died: it ran out of memory
-  std::chrono::steady_clock::duration elapsed{};
-};
-
-// One worker process. It lives until the process is gone and reaped: its reader coroutines hold a
-// reference to it. Runs on one executor (no strand); every method is called from it.
+// One worker process and the one owner of what happens on it: it encodes each request, decodes
+// each answer and applies the timeout rule of a run (the run fails at once; a ping then asks
+// whether the worker is stuck, and it is killed if it does not answer). It lives until the
+// process is gone and reaped: its reader coroutines hold a reference to it. Runs on one executor
+// (no strand); every method is called from it.
 class Worker : public std::enable_shared_from_this<Worker> {
  public:
   enum class State { Starting, Ready, Retiring, Dead };
 
   // Spawns the process and starts reading it. Fails with SpawnFailed.
-  static Result<std::shared_ptr<Worker>> start(asio::any_io_executor executor, const LaunchSpec& spec,
+  static Result<std::shared_ptr<Worker>> start(asio::any_io_executor executor, const process::LaunchSpec& spec,
                                                WorkerOptions options);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -67,9 +66,23 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // a crash or a fatal frame.
   asio::awaitable<Result<void>> waitReady(std::chrono::milliseconds timeout);
 
-  // Sends {"type":TYPE,"id":…,MEMBERS} and waits at most `timeout` for the answer. A timed-out
-  // call is forgotten: a late answer is dropped. Never throws for worker failures.
-  asio::awaitable<Reply> call(std::string_view type, std::string_view members, std::chrono::milliseconds timeout);
+  // Runs `function` with `parameters`, failing with RunTimedOut after `timeout` (the runtime's
+  // FUNCTIONS_RUN_TIMEOUT or its kin). Never throws for worker failures: they are the outcome's
+  // error. The caller co_awaits at once (the arguments are references).
+  asio::awaitable<RunOutcome> run(std::string_view function, const boost::json::value& parameters,
+                                  std::chrono::milliseconds timeout);
+
+  // Compiles `functions` (a checker worker). Fails with RunTimedOut or WorkerDied.
+  asio::awaitable<Result<std::vector<SyntaxProblem>>> check(const std::vector<CheckedFunction>& functions,
+                                                            std::chrono::milliseconds timeout);
+
+  // Hands a spare worker the module of `workspace`: true when it took it over, and from then on it
+  // serves that workspace. The caller co_awaits at once.
+  asio::awaitable<bool> load(std::string_view workspace, std::string_view filename, std::string_view source,
+                             std::chrono::milliseconds timeout);
+
+  // True when the worker answers a ping within `timeout`.
+  asio::awaitable<bool> ping(std::chrono::milliseconds timeout);
 
   // Takes no new calls; the process is asked to exit once the calls in flight are answered.
   void retire();
@@ -77,42 +90,59 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // SIGKILLs the process group now; calls in flight fail with `reason`.
   void kill(std::string reason, bool outOfMemory = false);
 
-  // Set while the pool asks, after a timeout, whether the worker is stuck: new runs wait for the
-  // verdict rather than queue behind a busy loop.
-  bool suspect() const { return suspect_; }
-  void setSuspect(bool suspect) { suspect_ = suspect; }
+  // Set while a ping asks, after a run timed out, whether the worker is stuck. New runs wait for
+  // the verdict (verdict()) rather than queue behind a busy loop.
+  bool suspect() const { return suspect_ != nullptr; }
+  asio::awaitable<void> verdict();
 
-  // Gives a spare worker the workspace it now serves (for log lines).
-  void assign(std::string workspace, std::string runtime) {
-    options_.workspace = std::move(workspace);
-    options_.runtime = std::move(runtime);
-  }
-
-  // Lowers the worker's CPU priority (a high nice value, pool/priority.hpp) while it has a call in
-  // flight for longer than longRunAfter (or one timed out and it has answered nothing since), and
-  // raises it back when it has none: the short runs of every workspace keep their latency beside
-  // a long computation or a busy loop. Called periodically by the pool and when a call ends.
-  // Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
+  // Lowers the worker's CPU priority (a high nice value, process/priority.hpp) while it has a call
+  // in flight for longer than longRunAfter (or one timed out and it has answered nothing since),
+  // and raises it back when it has none: the short runs of every workspace keep their latency
+  // beside a long computation or a busy loop. Called periodically by the pool and when a call
+  // ends. Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
   void adjustPriority();
   bool lowered() const { return lowered_; }
 
   // Runs `callback` once, when the process is gone and reaped (at once if it already is).
   void onExit(std::function<void()> callback);
+  // Returns once the process is gone and reaped, or at `deadline`; true in the first case.
+  asio::awaitable<bool> waitExit(std::chrono::steady_clock::time_point deadline) { return exited_.waitUntil(deadline); }
 
   State state() const { return state_; }
   // A killed worker takes no new run even before it is reaped.
   bool accepting() const { return state_ == State::Ready && killReason_.empty(); }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   std::size_t inFlight() const { return pending_.size(); }
   const std::string& workspace() const { return options_.workspace; }
-  const std::string& runtime() const { return options_.runtime; }
+  workspace::Language language() const { return options_.language; }
+  // "nodejs", "python spare", "nodejs checker": for log lines.
+  std::string label() const;
   std::chrono::steady_clock::time_point lastUsed() const { return lastUsed_; }
   std::chrono::steady_clock::time_point startedAt() const { return startedAt_; }
+  // How many successful results came in the bootstraps' layout and were forwarded as text.
+  std::uint64_t textResultsForTest() const { return textResults_; }
 
  private:
   struct Pending;
+  enum class ReplyStatus { Replied, TimedOut, Died };
+  struct Reply {
+    ReplyStatus status = ReplyStatus::Died;
+    boost::json::object frame;  // the answer, when Replied and not a fast-path result
+    // A successful result read without parsing it (readResultFrame): its JSON text, spliced as
+    // it is into the response. Set with `duration`; `frame` is then empty.
+    std::optional<std::string> result;
+    std::int64_t duration = 0;
+    boost::json::array logs;   // log frames received for this call, in order
+    std::string failure;       // why the worker died, when Died
+    bool outOfMemory = false;  // when Died: it ran out of memory
+    std::chrono::steady_clock::duration elapsed{};
+  };
 
-  Worker(asio::any_io_executor executor, ChildProcess child, WorkerOptions options);
+  Worker(asio::any_io_executor executor, process::Started started, WorkerOptions options);
+  // Sends {"type":TYPE,"id":…,MEMBERS} and waits at most `timeout` for the answer. A timed-out
+  // call is forgotten: a late answer is dropped.
+  asio::awaitable<Reply> call(std::string_view type, std::string_view members, std::chrono::milliseconds timeout);
+  asio::awaitable<void> pingOrKill();
   void send(std::string frame);
   void flush();
   asio::awaitable<void> readFrames();
@@ -125,9 +155,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   asio::any_io_executor executor_;
   WorkerOptions options_;
-  pid_t pid_;
-  bool reaped_ = false;
-  bool suspect_ = false;
+  process::Child child_;
+  std::shared_ptr<Event> suspect_;  // set (and dropped) when the ping after a timeout has its verdict
   bool lowered_ = false;
   bool unansweredTimeout_ = false;  // a call timed out and the worker has answered nothing since
   bool canRaise_ = true;
@@ -141,10 +170,10 @@ class Worker : public std::enable_shared_from_this<Worker> {
   bool closeWhenFlushed_ = false;
   std::uint64_t nextId_ = 1;
   std::unordered_map<std::uint64_t, Pending*> pending_;
-  asio::steady_timer readySignal_;
+  Event readyEvent_;
   std::optional<Result<void>> readyResult_;
-  asio::steady_timer outputDone_;
-  bool outputClosed_ = false;
+  Event outputClosed_;
+  Event exited_;
   std::string outputTail_;
   std::string killReason_;
   bool killedForMemory_ = false;
@@ -154,6 +183,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::chrono::steady_clock::time_point startedAt_;
   std::chrono::steady_clock::time_point outputWindowStart_;
   std::size_t outputLinesInWindow_ = 0;
+  std::uint64_t textResults_ = 0;
 };
 
 }  // namespace customcode::pool

@@ -31,75 +31,64 @@ void WorkerPool::start() {
   if (config_.longRunAfter.count() > 0) spawnLogged(executor_, priorityLoop(), "worker priority check");
 }
 
-asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string workspace, std::string runtime,
-                                                                      std::uint64_t version) {
-  const std::string key = workspace + '\n' + runtime;
-  // Each turn either returns or waits for something that ended (a spawn, a ping, an exit).
+namespace {
+
+std::string keyOf(const WorkerWanted& wanted) {
+  return wanted.workspace + '\n' + std::string(workspace::languageName(wanted.language));
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(WorkerWanted wanted) {
+  const std::string key = keyOf(wanted);
+  // Each pass either returns or waits for something that ended (a start, a ping, an exit).
   for (;;) {
     if (stopping_) co_return Error{Errc::ShuttingDown, "The service is shutting down"};
-    if (auto it = entries_.find(key); it != entries_.end() && it->second.worker && it->second.worker->suspect()) {
-      // A run on this worker just timed out and a ping asks whether it is stuck: wait for the
-      // verdict (at most pingTimeout) rather than queue behind a busy loop.
-      auto worker = it->second.worker;
-      asio::steady_timer pause(executor_);
-      while (worker->suspect() && worker->state() != Worker::State::Dead) {
-        pause.expires_after(5ms);
-        co_await pause.async_wait(as_tuple(use_awaitable));
-      }
-    }
+
+    // 1. The live worker, unless it is under suspicion after a timeout (wait for its ping's
+    //    verdict rather than queue behind a busy loop), or the start of this version (its worker
+    //    is ours too).
     if (auto it = entries_.find(key); it != entries_.end()) {
       Entry& entry = it->second;
-      if (!entry.worker && entry.version == version) {
-        // Another run is starting this version: its worker is ours too.
+      if (!entry.worker && entry.version == wanted.version) {
         auto start = entry.start;
-        if (!start->result) co_await start->done.async_wait(as_tuple(use_awaitable));
+        co_await start->done.wait();
         if (start->result && !*start->result) co_return start->result->error();
         // Taken unless a save retired it between the end of the start and now (it may have closed
         // its input already): then look again, which starts a worker of our own at the latest.
         if (start->result && (**start->result)->accepting()) co_return *start->result;
-        continue;  // or cancelled by the shutdown
+        continue;  // or set by the shutdown
       }
-      if (entry.worker && entry.worker->accepting() && entry.version == version) {
+      if (entry.worker && entry.worker->suspect()) {
+        auto worker = entry.worker;
+        co_await worker->verdict();
+        continue;
+      }
+      if (entry.worker && entry.worker->accepting() && entry.version == wanted.version) {
         touch(entry);
         co_return entry.worker;
       }
       // Gone, or another version (a newer one, or an older one a run is still bound to): a
       // starting entry is only dropped here; its spawner keeps its worker for its own runs.
-      removeEntry(key, entry.version == version ? "worker gone" : "new version");
+      removeEntry(key, entry.version == wanted.version ? "worker gone" : "new version");
     }
 
-    // Make room: at most maxWorkers processes, counting those still starting and those evicted
-    // but not yet gone. When every slot is starting, wait for a start; an evicted idle worker
-    // exits at once, a busy one finishes its runs first, so its wait is bounded.
-    const auto exitBound = std::chrono::steady_clock::now() + config_.killGrace + 100ms;
-    asio::steady_timer pause(executor_);
-    for (;;) {
-      if (stopping_ || entries_.contains(key)) break;  // another caller started it while we waited
-      evictIfFull();
-      if (entries_.size() >= config_.maxWorkers) {
-        auto starting = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return !e.second.worker; });
-        if (starting == entries_.end()) break;
-        auto start = starting->second.start;
-        co_await start->done.async_wait(as_tuple(use_awaitable));
-        continue;
-      }
-      if (entries_.size() + exiting_ < config_.maxWorkers || std::chrono::steady_clock::now() >= exitBound) break;
-      pause.expires_after(5ms);
-      co_await pause.async_wait(as_tuple(use_awaitable));
-    }
+    // 2. A slot for a new one.
+    co_await makeRoom(key);
     if (stopping_ || entries_.contains(key)) continue;  // changed while we waited: look again
-    auto start = std::make_shared<Start>(executor_);
+
+    // 3. Start it; callers of this version that come meanwhile wait on `start`.
+    auto start = std::make_shared<Start>();
     lru_.push_back(key);
     entries_.emplace(key, Entry{.key = key,
-                                .workspace = workspace,
-                                .runtime = runtime,
-                                .version = version,
+                                .workspace = wanted.workspace,
+                                .version = wanted.version,
                                 .worker = nullptr,
                                 .start = start,
                                 .lru = std::prev(lru_.end())});
     ++metrics_.spawns;
-    auto spawned = co_await spawn_(workspace, runtime, version);
-    // No co_await inside ?: here: GCC 12 destroys such a temporary twice (use-after-free).
+    auto spawned = co_await spawn_(wanted);
+    // No co_await inside ?: here (GCC 12, common/async.hpp).
     Result<void> ready = spawned ? Result<void>() : Result<void>(spawned.error());
     if (spawned) {
       auto waited = co_await (*spawned)->waitReady(config_.startupTimeout);
@@ -112,19 +101,20 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(std::string
       ++metrics_.spawnFailures;
       static log::RateLimit failureLog;
       if (auto note = failureLog.admit())
-        log::pool()->warn("[ws:{}] cannot start a {} worker: {}{}", workspace, runtime, ready.error().message, *note);
+        log::pool()->warn("[ws:{}] cannot start a {} worker: {}{}", wanted.workspace,
+                          workspace::languageName(wanted.language), ready.error().message, *note);
       if (stillOurs) {
         lru_.erase(it->second.lru);
         entries_.erase(it);
       }
       metrics_.workersAlive = entries_.size();
       start->result = ready.error();
-      start->done.cancel();
+      start->done.set();
       co_return ready.error();
     }
     auto worker = *spawned;
     start->result = worker;
-    start->done.cancel();
+    start->done.set();
     if (!stillOurs) {
       // Superseded while it started (a save, a delete, another version): it still has the code
       // the runs waiting for it are bound to. They resume before the posted retire() runs, and
@@ -156,6 +146,32 @@ void WorkerPool::forgetWhenGone(const std::string& key, const std::shared_ptr<Wo
   });
 }
 
+// At most maxWorkers processes, counting those still starting and those evicted but not yet gone.
+// When every slot is starting, waits for a start; an evicted idle worker exits at once, a busy one
+// finishes its runs first, so that wait is bounded (past the bound the new worker starts anyway).
+asio::awaitable<void> WorkerPool::makeRoom(std::string key) {
+  const auto exitBound = std::chrono::steady_clock::now() + config_.killGrace + 100ms;
+  while (!stopping_ && !entries_.contains(key)) {
+    evictIfFull();
+    if (entries_.size() >= config_.maxWorkers) {
+      auto starting = std::find_if(entries_.begin(), entries_.end(), [](const auto& e) { return !e.second.worker; });
+      if (starting == entries_.end()) co_return;
+      auto start = starting->second.start;
+      co_await start->done.wait();
+      continue;
+    }
+    if (entries_.size() + exiting_ < config_.maxWorkers) co_return;
+    auto freed = slotFreed_;
+    if (!co_await freed->waitUntil(exitBound)) co_return;
+  }
+}
+
+void WorkerPool::slotFreed() {
+  --exiting_;
+  auto freed = std::exchange(slotFreed_, std::make_shared<Event>());
+  freed->set();
+}
+
 void WorkerPool::touch(Entry& entry) { lru_.splice(lru_.end(), lru_, entry.lru); }
 
 void WorkerPool::evictIfFull() {
@@ -167,7 +183,7 @@ void WorkerPool::evictIfFull() {
     ++metrics_.evictionsLru;
     ++exiting_;
     entry.worker->onExit([this, alive = std::weak_ptr<bool>(alive_)] {
-      if (!alive.expired()) --exiting_;
+      if (!alive.expired()) slotFreed();
     });
     removeEntry(key, "least recently used");
   }
@@ -178,7 +194,7 @@ void WorkerPool::removeEntry(const std::string& key, const char* why) {
   if (it == entries_.end()) return;
   if (auto worker = it->second.worker) {
     log::pool()->info("[ws:{}][pid {}] retiring {} worker: {}", worker->workspace(), worker->pid(),
-                      worker->runtime(), why);
+                      worker->label(), why);
     worker->retire();
     if (worker->state() != Worker::State::Dead) retiring_.push_back(worker);
   }
@@ -192,21 +208,6 @@ void WorkerPool::retireWorkspace(const std::string& workspace) {
   for (const auto& [key, entry] : entries_)
     if (entry.workspace == workspace) keys.push_back(key);
   for (const auto& key : keys) removeEntry(key, "workspace changed");
-}
-
-void WorkerPool::checkResponsive(std::shared_ptr<Worker> worker) {
-  spawnLogged(executor_, pingOrKill(std::move(worker)), "worker ping");
-}
-
-asio::awaitable<void> WorkerPool::pingOrKill(std::shared_ptr<Worker> worker) {
-  if (worker->state() == Worker::State::Dead || worker->suspect()) co_return;
-  worker->setSuspect(true);
-  auto pong = co_await worker->call("ping", "", config_.pingTimeout);
-  worker->setSuspect(false);
-  if (pong.status == ReplyStatus::TimedOut && worker->state() != Worker::State::Dead) {
-    ++metrics_.killsStuck;
-    worker->kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
-  }
 }
 
 void WorkerPool::sweepIdle() {
@@ -254,25 +255,15 @@ asio::awaitable<void> WorkerPool::shutdown(std::chrono::milliseconds grace) {
   std::vector<std::shared_ptr<Worker>> all = retiring_;
   for (auto& [key, entry] : entries_)
     if (entry.worker) all.push_back(entry.worker);
-  for (auto& [key, entry] : entries_) entry.start->done.cancel();
+  for (auto& [key, entry] : entries_) entry.start->done.set();
   for (auto& worker : all) worker->retire();
   entries_.clear();
   lru_.clear();
-  asio::steady_timer wait(executor_);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  auto anyAlive = [&] {
-    return std::any_of(all.begin(), all.end(), [](const auto& w) { return w->state() != Worker::State::Dead; });
-  };
-  while (anyAlive() && std::chrono::steady_clock::now() < deadline) {
-    wait.expires_after(10ms);
-    co_await wait.async_wait(as_tuple(use_awaitable));
-  }
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (auto& worker : all) co_await worker->waitExit(deadline);
   for (auto& worker : all)
     if (worker->state() != Worker::State::Dead) worker->kill("the service is shutting down");
-  while (anyAlive()) {
-    wait.expires_after(10ms);
-    co_await wait.async_wait(as_tuple(use_awaitable));
-  }
+  for (auto& worker : all) co_await worker->waitExit(std::chrono::steady_clock::time_point::max());
   metrics_.workersAlive = 0;
 }
 

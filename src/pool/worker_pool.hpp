@@ -1,9 +1,11 @@
 #pragma once
 
 #include "common/errors.hpp"
+#include "common/event.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "pool/worker.hpp"
+#include "workspace/workspace_store.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -20,12 +22,20 @@
 
 namespace customcode::pool {
 
-// Starts a worker for (workspace, runtime) that loads `version` of its code (the script the run
-// was bound to). The pool waits for its ready frame.
-using SpawnFunction = std::function<asio::awaitable<Result<std::shared_ptr<Worker>>>(
-    std::string workspace, std::string runtime, std::uint64_t version)>;
+// The worker a caller wants: the one of (workspace, language) that runs `version`.
+struct WorkerWanted {
+  std::string workspace;
+  workspace::Language language = workspace::Language::Node;
+  std::uint64_t version = 0;
+  // The workspace as read when `version` was resolved: a new worker loads exactly this (null for
+  // workers that serve no workspace, e.g. syntax checkers).
+  std::shared_ptr<const workspace::StoredWorkspace> stored;
+};
 
-// The supervised workers: at most one live worker per (workspace, runtime), at most maxWorkers in
+// Starts a worker for what is wanted (pool/worker_factory.hpp). The pool waits for its ready frame.
+using SpawnFunction = std::function<asio::awaitable<Result<std::shared_ptr<Worker>>>(WorkerWanted wanted)>;
+
+// The supervised workers: at most one live worker per (workspace, language), at most maxWorkers in
 // all (the least recently used is retired first), idle ones retired after idleTimeout. Runs on one
 // executor (no strand); every method is called from it.
 class WorkerPool {
@@ -33,18 +43,14 @@ class WorkerPool {
   WorkerPool(asio::any_io_executor executor, config::PoolConfig config, SpawnFunction spawn, Metrics& metrics);
   ~WorkerPool();
 
-  // Returns a ready worker for (workspace, runtime) whose code is `version`: the live one if its
+  // Returns a ready worker for (workspace, language) whose code is `version`: the live one if its
   // version matches, otherwise a new one (the old one retires gracefully). Concurrent callers of
   // one version share one spawn, and get its worker even when a save or a newer version
   // superseded it while it started (it then retires once their calls are answered): the outcome
-  // does not depend on how saves and runs interleave, and there is no retry to run out of.
+  // does not depend on how saves and runs interleave, and there is no retry to run out of. A
+  // worker under suspicion (a run on it timed out) is returned only once its ping has answered.
   // Fails with SpawnFailed (or what `spawn` returned) or ShuttingDown.
-  asio::awaitable<Result<std::shared_ptr<Worker>>> acquire(std::string workspace, std::string runtime,
-                                                           std::uint64_t version);
-
-  // After a call on `worker` timed out: pings it and kills it if it does not answer within
-  // pingTimeout, so its other calls fail and the next acquire spawns afresh.
-  void checkResponsive(std::shared_ptr<Worker> worker);
+  asio::awaitable<Result<std::shared_ptr<Worker>>> acquire(WorkerWanted wanted);
 
   // Retires every worker of `workspace` (after a save or a delete).
   void retireWorkspace(const std::string& workspace);
@@ -62,15 +68,13 @@ class WorkerPool {
  private:
   // One spawn, shared by the acquires of its version that arrive while it runs.
   struct Start {
-    explicit Start(asio::any_io_executor executor) : done(executor, std::chrono::steady_clock::time_point::max()) {}
-    asio::steady_timer done;  // cancelled when the spawn ends
+    Event done;  // set when the spawn ends, ready or not (or at shutdown)
     std::optional<Result<std::shared_ptr<Worker>>> result;
   };
 
   struct Entry {
     std::string key;
     std::string workspace;
-    std::string runtime;
     std::uint64_t version = 0;
     std::shared_ptr<Worker> worker;  // null while starting
     std::shared_ptr<Start> start;
@@ -82,7 +86,8 @@ class WorkerPool {
   void evictIfFull();
   void removeEntry(const std::string& key, const char* why);
   void sweepIdle();
-  asio::awaitable<void> pingOrKill(std::shared_ptr<Worker> worker);
+  asio::awaitable<void> makeRoom(std::string key);
+  void slotFreed();
   asio::awaitable<void> sweepLoop();
   asio::awaitable<void> priorityLoop();
 
@@ -94,6 +99,7 @@ class WorkerPool {
   std::list<std::string> lru_;  // keys, least recently used first
   std::vector<std::shared_ptr<Worker>> retiring_;
   std::size_t exiting_ = 0;  // evicted by LRU, not yet reaped: they still hold a slot
+  std::shared_ptr<Event> slotFreed_ = std::make_shared<Event>();  // set (and replaced) when one is reaped
   asio::steady_timer sweepTimer_;
   asio::steady_timer priorityTimer_;
   bool stopping_ = false;

@@ -3,6 +3,7 @@
 #include "common/files.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "process/child.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,80 +25,92 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
+// Nothing of the service's own environment reaches user code.
+const std::vector<std::string> kBaseEnvironment = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"};
+
+const std::array<RuntimeTraits, kLanguages.size()> kTraits = {{
+    {.language = Language::Node,
+     .bootstrap = "node/worker.js",
+     .interpreter = [](const config::RuntimeConfig& c) -> std::vector<std::string> {
+       return {c.nodePath.string(), "--max-old-space-size=" + std::to_string(c.nodeMaxOldGenerationMb)};
+     },
+     .importArguments = [](const config::RuntimeConfig& c) -> std::vector<std::string> {
+       return {"--builtins", joined(c.nodeBuiltinModules)};
+     },
+     .environment = {},
+     .runTimeout = &config::PoolConfig::runTimeout,
+     // V8 and WebAssembly reserve far more address space than they use.
+     .memory = pool::SandboxView::Memory::Data,
+     .nodePermissionModel = true,
+     .spares = true},
+    {.language = Language::Python,
+     .bootstrap = "python/worker.py",
+     .interpreter = [](const config::RuntimeConfig& c) -> std::vector<std::string> {
+       return {c.pythonPath.string(), "-I", "-X", "utf8"};
+     },
+     .importArguments = [](const config::RuntimeConfig& c) -> std::vector<std::string> {
+       return {"--builtins", joined(c.pythonBuiltinModules), "--packages", joined(c.pythonPackagesWhitelist)};
+     },
+     // One BLAS thread per worker: numpy's OpenBLAS would otherwise start one per core in every
+     // workspace's worker, and fail to under the process limits.
+     .environment = {"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"},
+     .runTimeout = &config::PoolConfig::pythonRunTimeout,
+     .memory = pool::SandboxView::Memory::AddressSpace,
+     .nodePermissionModel = false,
+     .spares = false},
+}};
+
 }  // namespace
 
-Runtimes::Runtimes(config::RuntimeConfig config) : config_(std::move(config)) { findBootstraps(); }
+const RuntimeTraits& traits(Language language) {
+  const auto& row = kTraits.at(static_cast<std::size_t>(language));
+  if (row.language != language) throw std::logic_error("runtimes: the table is out of order");
+  return row;
+}
+
+Runtimes::Runtimes(config::RuntimeConfig config, const pool::Sandbox& sandbox)
+    : config_(std::move(config)), sandbox_(sandbox) {
+  findBootstraps();
+}
 
 void Runtimes::findBootstraps() {
   std::error_code ec;
-  hasNode_ = fs::exists(bootstrap(kNode), ec);
-  hasPython_ = fs::exists(bootstrap(kPython), ec);
+  for (auto language : kLanguages) available_[static_cast<std::size_t>(language)] = fs::exists(bootstrap(language), ec);
 }
 
-fs::path Runtimes::bootstrap(std::string_view runtime) const {
-  if (runtime == kNode) return config_.bootstrapDir / "node" / "worker.js";
-  if (runtime == kPython) return config_.bootstrapDir / "python" / "worker.py";
-  throw std::logic_error("unknown runtime " + std::string(runtime));
-}
+fs::path Runtimes::bootstrap(Language language) const { return config_.bootstrapDir / traits(language).bootstrap; }
 
-bool Runtimes::available(std::string_view runtime) const {
-  return (runtime == kNode && hasNode_) || (runtime == kPython && hasPython_);
-}
-
-std::vector<std::string> Runtimes::baseEnvironment() const {
-  // Nothing of the service's own environment reaches user code.
-  return {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"};
-}
-
-pool::LaunchSpec Runtimes::workerCommand(std::string_view runtime, const fs::path& workspaceDir,
-                                         const fs::path& script) const {
-  pool::LaunchSpec spec;
-  spec.env = baseEnvironment();
+process::LaunchSpec Runtimes::workerCommand(Language language, const fs::path& workspaceDir, const fs::path& script) const {
+  const auto& row = traits(language);
+  process::LaunchSpec spec;
+  spec.env = kBaseEnvironment;
+  spec.env.insert(spec.env.end(), row.environment.begin(), row.environment.end());
   spec.cwd = workspaceDir;
-  if (runtime == kNode) {
-    spec.argv = {config_.nodePath.string(),
-                 "--max-old-space-size=" + std::to_string(config_.nodeMaxOldGenerationMb),
-                 bootstrap(kNode).string(),
-                 "--module", script.string(),
-                 "--builtins", joined(config_.nodeBuiltinModules),
-                 "--logs-max", std::to_string(config_.logsMaxBytes),
-                 "--result-max", std::to_string(config_.resultMaxBytes)};
-  } else if (runtime == kPython) {
-    // One BLAS thread per worker: numpy's OpenBLAS would otherwise start one per core in every
-    // workspace's worker, and fail to under the process limits.
-    for (const char* var : {"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"})
-      spec.env.emplace_back(var);
-    spec.argv = {config_.pythonPath.string(), "-I", "-X", "utf8", bootstrap(kPython).string(),
-                 "--module", script.string(),
-                 "--builtins", joined(config_.pythonBuiltinModules),
-                 "--packages", joined(config_.pythonPackagesWhitelist),
-                 "--logs-max", std::to_string(config_.logsMaxBytes),
-                 "--result-max", std::to_string(config_.resultMaxBytes)};
-  } else {
-    throw std::logic_error("unknown runtime " + std::string(runtime));
-  }
-  return sandboxed(std::move(spec), runtime, workspaceDir);
+  spec.argv = row.interpreter(config_);
+  spec.argv.push_back(bootstrap(language).string());
+  spec.argv.insert(spec.argv.end(), {"--module", script.string()});
+  auto imports = row.importArguments(config_);
+  spec.argv.insert(spec.argv.end(), imports.begin(), imports.end());
+  spec.argv.insert(spec.argv.end(), {"--logs-max", std::to_string(config_.logsMaxBytes), "--result-max",
+                                     std::to_string(config_.resultMaxBytes)});
+  return sandboxed(std::move(spec), row, workspaceDir);
 }
 
-pool::LaunchSpec Runtimes::sandboxed(pool::LaunchSpec spec, std::string_view runtime, const fs::path& workspaceDir) const {
-  if (sandbox_ == nullptr) return spec;
-  pool::SandboxView view{.readOnly = {config_.bootstrapDir}};
+process::LaunchSpec Runtimes::sandboxed(process::LaunchSpec spec, const RuntimeTraits& row,
+                                        const fs::path& workspaceDir) const {
+  if (!sandbox_.prepared()) throw std::logic_error("a worker command was built before the sandbox was prepared");
+  pool::SandboxView view{.readOnly = {config_.bootstrapDir}, .memory = row.memory};
   if (workspaceDir != config_.bootstrapDir) view.readOnly.push_back(workspaceDir);
-  if (runtime == kNode) {
-    view.memory = pool::SandboxView::Memory::Data;
-    // Defence in depth: Node's permission model limits reads to the bootstrap and the workspace,
-    // and refuses child processes, worker threads, native addons and process.binding.
-    if (sandbox_->nodePermissionModel() && !permissionFlag_.empty()) {
-      std::vector<std::string> flags{permissionFlag_};
-      if (disableWarningFlag_) flags.push_back("--disable-warning=ExperimentalWarning");
-      // Node 20 takes one flag per directory, its contents granted with a trailing "/*".
-      for (const auto& dir : view.readOnly) flags.push_back("--allow-fs-read=" + (dir / "*").string());
-      spec.argv.insert(spec.argv.begin() + 1, flags.begin(), flags.end());
-    }
-  } else {
-    view.memory = pool::SandboxView::Memory::AddressSpace;
+  // Defence in depth: Node's permission model limits reads to the bootstrap and the workspace,
+  // and refuses child processes, worker threads, native addons and process.binding.
+  if (row.nodePermissionModel && sandbox_.nodePermissionModel() && !permissionFlag_.empty()) {
+    std::vector<std::string> flags{permissionFlag_};
+    if (disableWarningFlag_) flags.push_back("--disable-warning=ExperimentalWarning");
+    // Node 20 takes one flag per directory, its contents granted with a trailing "/*".
+    for (const auto& dir : view.readOnly) flags.push_back("--allow-fs-read=" + (dir / "*").string());
+    spec.argv.insert(spec.argv.begin() + 1, flags.begin(), flags.end());
   }
-  return sandbox_->wrap(std::move(spec), view);
+  return sandbox_.wrap(std::move(spec), view);
 }
 
 Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
@@ -138,26 +151,29 @@ Result<fs::path> Runtimes::stageBootstrap(const fs::path& root) {
   return target;
 }
 
-pool::LaunchSpec Runtimes::withoutWorkspace(std::string_view runtime, const char* mode) const {
-  auto spec = workerCommand(runtime, config_.bootstrapDir, {});
+process::LaunchSpec Runtimes::withoutWorkspace(Language language, const char* mode) const {
+  auto spec = workerCommand(language, config_.bootstrapDir, {});
   auto it = std::find(spec.argv.begin(), spec.argv.end(), "--module");
   spec.argv.erase(it, it + 2);
   spec.argv.push_back(mode);
   return spec;
 }
 
-pool::LaunchSpec Runtimes::spareCommand(std::string_view runtime) const { return withoutWorkspace(runtime, "--spare"); }
+process::LaunchSpec Runtimes::spareCommand(Language language) const {
+  if (!traits(language).spares) throw std::logic_error("this runtime has no spare workers");
+  return withoutWorkspace(language, "--spare");
+}
 
-pool::LaunchSpec Runtimes::checkerCommand(std::string_view runtime) const {
-  return withoutWorkspace(runtime, "--check-only");
+process::LaunchSpec Runtimes::checkerCommand(Language language) const {
+  return withoutWorkspace(language, "--check-only");
 }
 
 std::optional<std::string> Runtimes::detectNodeVersion() {
-  pool::LaunchSpec spec;
+  process::LaunchSpec spec;
   spec.argv = {config_.nodePath.string(), "--version"};
-  spec.env = baseEnvironment();
+  spec.env = kBaseEnvironment;
   spec.cwd = "/";
-  auto finished = pool::runToEnd(spec, std::chrono::seconds(10));
+  auto finished = process::runToEnd(spec, std::chrono::seconds(10));
   int major = 0, minor = 0;
   if (finished && !finished->timedOut && std::sscanf(finished->output.c_str(), "v%d.%d", &major, &minor) == 2) {
     nodeVersion_ = std::string(text::trim(finished->output));
@@ -170,7 +186,7 @@ std::optional<std::string> Runtimes::detectNodeVersion() {
   else permissionFlag_ = "--experimental-permission";
   disableWarningFlag_ = (major == 20 && minor >= 11) || atLeast(21, 3);
   log::app()->info("Node.js {}{}", nodeVersion_, permissionFlag_.empty() ? "" : ", permission model flag " + permissionFlag_);
-  if (permissionFlag_.empty() && sandbox_ != nullptr && sandbox_->nodePermissionModel())
+  if (permissionFlag_.empty() && sandbox_.nodePermissionModel())
     return "NODE_PERMISSION_MODEL: Node.js " + nodeVersion_ +
            " has no permission model (it came in Node.js 20); Node.js workers run without it, confined by the sandbox "
            "only. Install Node.js 20 or later, or set NODE_PERMISSION_MODEL=no to silence this";
@@ -181,8 +197,8 @@ std::vector<std::string> Runtimes::startupProblems() const {
   std::vector<std::string> problems;
   if (::access(config_.nodePath.c_str(), X_OK) != 0)
     problems.push_back("NODE_PATH_BINARY: " + config_.nodePath.string() + " is not an executable (install nodejs)");
-  if (!available(kNode))
-    problems.push_back("the Node.js bootstrap is missing: " + bootstrap(kNode).string());
+  if (!available(Language::Node))
+    problems.push_back("the Node.js bootstrap is missing: " + bootstrap(Language::Node).string());
   return problems;
 }
 

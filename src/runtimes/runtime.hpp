@@ -2,39 +2,65 @@
 
 #include "common/errors.hpp"
 #include "config/config.hpp"
-#include "pool/launcher.hpp"
 #include "pool/sandbox.hpp"
+#include "process/launcher.hpp"
+#include "workspace/workspace.hpp"
 
+#include <array>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // How a worker of each runtime is started: the interpreter, its flags, the bootstrap script and
-// the arguments it needs. The sandbox (pool/launcher) wraps what this returns.
+// the arguments it needs, wrapped by the sandbox.
 namespace customcode::runtimes {
 
-inline constexpr std::string_view kNode = "nodejs";
-inline constexpr std::string_view kPython = "python";
+using workspace::Language;
+
+// Every language a workspace may use, in the order workers are warmed and checked.
+inline constexpr std::array kLanguages = {Language::Node, Language::Python};
+
+// What differs between runtimes, one row each (runtime.cpp): adding a language is a row there, a
+// bootstrap under runtimes/<name>/ and its code generator (workspace/codegen).
+struct RuntimeTraits {
+  Language language;
+  std::string_view bootstrap;  // relative to the bootstrap directory
+  // The interpreter and its flags, up to the bootstrap script.
+  std::vector<std::string> (*interpreter)(const config::RuntimeConfig&);
+  // The bootstrap's arguments that set what user code may import.
+  std::vector<std::string> (*importArguments)(const config::RuntimeConfig&);
+  std::vector<std::string_view> environment;  // NAME=value beyond the base environment
+  std::chrono::milliseconds config::PoolConfig::*runTimeout;  // FUNCTIONS_RUN_TIMEOUT or its kin
+  pool::SandboxView::Memory memory;  // the memory limit that fits the interpreter
+  bool nodePermissionModel;          // takes Node's --permission flags (NODE_PERMISSION_MODEL)
+  bool spares;                       // spare workers can take a workspace over (FUNCTIONS_SPARE_WORKERS)
+};
+
+const RuntimeTraits& traits(Language language);
 
 class Runtimes {
  public:
-  explicit Runtimes(config::RuntimeConfig config);
+  // Every command is built through `sandbox` (limits, and bubblewrap when isolated), which must
+  // be prepared before the first command is built; it is owned by the caller and outlives this.
+  Runtimes(config::RuntimeConfig config, const pool::Sandbox& sandbox);
 
   // The command of a worker that serves `workspaceDir`, whose generated script is `script`.
-  pool::LaunchSpec workerCommand(std::string_view runtime, const std::filesystem::path& workspaceDir,
-                                 const std::filesystem::path& script) const;
+  process::LaunchSpec workerCommand(Language language, const std::filesystem::path& workspaceDir,
+                                    const std::filesystem::path& script) const;
 
   // The command of a worker that only checks syntax (no workspace).
-  pool::LaunchSpec checkerCommand(std::string_view runtime) const;
+  process::LaunchSpec checkerCommand(Language language) const;
 
   // The command of a spare worker: started without a workspace, it takes one over when the
   // service sends it a module (see pool/spare_pool.hpp).
-  pool::LaunchSpec spareCommand(std::string_view runtime) const;
+  process::LaunchSpec spareCommand(Language language) const;
 
-  // Whether this build can run `runtime`: its bootstrap existed when the bootstrap directory was
+  // Whether this build can run `language`: its bootstrap existed when the bootstrap directory was
   // set (asked on every run, so not a stat each time).
-  bool available(std::string_view runtime) const;
+  bool available(Language language) const { return available_[static_cast<std::size_t>(language)]; }
 
   // Problems that stop start-up: a missing interpreter or bootstrap.
   std::vector<std::string> startupProblems() const;
@@ -48,9 +74,6 @@ class Runtimes {
 
   const config::RuntimeConfig& config() const { return config_; }
 
-  // Every command built from now on goes through `sandbox` (limits, and bubblewrap when isolated).
-  void useSandbox(const pool::Sandbox* sandbox) { sandbox_ = sandbox; }
-
   // Copies the bootstrap scripts under `root` (the data root) into a directory named by their
   // content, and uses that copy from then on. The sandbox user must reach every directory a worker
   // binds; the data root has to be reachable anyway, the build or install directory may not be
@@ -59,18 +82,17 @@ class Runtimes {
 
  private:
   // A worker command that loads no module, run in `mode` (--spare, --check-only).
-  pool::LaunchSpec withoutWorkspace(std::string_view runtime, const char* mode) const;
-  std::filesystem::path bootstrap(std::string_view runtime) const;
-  std::vector<std::string> baseEnvironment() const;
+  process::LaunchSpec withoutWorkspace(Language language, const char* mode) const;
+  std::filesystem::path bootstrap(Language language) const;
 
-  pool::LaunchSpec sandboxed(pool::LaunchSpec spec, std::string_view runtime, const std::filesystem::path& workspaceDir) const;
+  process::LaunchSpec sandboxed(process::LaunchSpec spec, const RuntimeTraits& traits,
+                                const std::filesystem::path& workspaceDir) const;
 
   void findBootstraps();
 
   config::RuntimeConfig config_;
-  const pool::Sandbox* sandbox_ = nullptr;
-  bool hasNode_ = false;
-  bool hasPython_ = false;
+  const pool::Sandbox& sandbox_;
+  std::array<bool, kLanguages.size()> available_{};
   std::string nodeVersion_;                                    // e.g. "v20.20.2"; empty: not asked
   std::string permissionFlag_ = "--experimental-permission";  // empty: this Node.js has none
   bool disableWarningFlag_ = true;                             // --disable-warning exists

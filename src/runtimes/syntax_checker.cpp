@@ -11,68 +11,54 @@ constexpr auto kCheckTimeout = 10s;
 }
 
 SyntaxChecker::SyntaxChecker(boost::asio::any_io_executor executor, const Runtimes& runtimes,
-                             config::PoolConfig poolConfig)
+                             pool::WorkerFactory& factory, config::PoolConfig poolConfig)
     : runtimes_(runtimes),
-      checkers_(
-          executor,
-          config::PoolConfig{.maxWorkers = 4,
-                             .runTimeout = poolConfig.runTimeout,
-                             .pythonRunTimeout = poolConfig.pythonRunTimeout,
-                             .idleTimeout = std::chrono::hours(24 * 365),
-                             .pingTimeout = poolConfig.pingTimeout,
-                             .startupTimeout = poolConfig.startupTimeout,
-                             .killGrace = poolConfig.killGrace},
-          [this, executor](std::string, std::string runtime, std::uint64_t) {
-            return spawnChecker(executor, std::move(runtime));
-          },
-          metrics_) {}
+      factory_(factory),
+      checkers_(executor,
+                config::PoolConfig{.maxWorkers = 4,
+                                   .runTimeout = poolConfig.runTimeout,
+                                   .pythonRunTimeout = poolConfig.pythonRunTimeout,
+                                   .idleTimeout = std::chrono::hours(24 * 365),
+                                   .pingTimeout = poolConfig.pingTimeout,
+                                   .startupTimeout = poolConfig.startupTimeout,
+                                   .killGrace = poolConfig.killGrace},
+                [this](pool::WorkerWanted wanted) { return spawnChecker(std::move(wanted)); }, metrics_) {}
 
-boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> SyntaxChecker::spawnChecker(
-    boost::asio::any_io_executor executor, std::string runtime) {
-  co_return pool::Worker::start(executor, runtimes_.checkerCommand(runtime),
-                                pool::WorkerOptions{.workspace = "-", .runtime = runtime + " checker"});
+boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> SyntaxChecker::spawnChecker(pool::WorkerWanted wanted) {
+  co_return factory_.startChecker(wanted.language);
 }
 
 boost::asio::awaitable<Result<void>> SyntaxChecker::check(const workspace::Workspace& workspace) {
   json::array errors;
-  for (auto language : {workspace::Language::Node, workspace::Language::Python}) {
-    std::string runtime(workspace::languageName(language));
-    if (!workspace.uses(language) || !runtimes_.available(runtime)) continue;
-    json::array functions;
+  for (auto language : kLanguages) {
+    if (!workspace.uses(language) || !runtimes_.available(language)) continue;
+    std::vector<pool::CheckedFunction> functions;
     for (const auto& function : workspace.functions) {
       if (function.language != language) continue;
-      json::array parameters;
-      for (const auto& p : function.parameters) parameters.push_back(json::string(p.name));
-      functions.push_back(json::object{{"name", function.name}, {"code", function.code}, {"parameters", parameters}});
+      pool::CheckedFunction checked{.name = function.name, .code = function.code, .parameters = {}};
+      for (const auto& p : function.parameters) checked.parameters.push_back(p.name);
+      functions.push_back(std::move(checked));
     }
-    auto members = "\"functions\":" + json::serialize(functions);
     // A checker that died (it only parses, but a parser can crash) is replaced once.
-    pool::Reply reply;
+    Result<std::vector<pool::SyntaxProblem>> problems = Error{Errc::WorkerDied, "no checker"};
     for (int attempt = 0; attempt < 2; ++attempt) {
-      auto checker = co_await checkers_.acquire("-", runtime, 0);
+      // Named, not a temporary in the co_await expression (GCC 12, common/async.hpp).
+      pool::WorkerWanted wanted{.workspace = "-", .language = language, .version = 0, .stored = nullptr};
+      auto checker = co_await checkers_.acquire(std::move(wanted));
       if (!checker) co_return checker.error();
-      reply = co_await (*checker)->call("check", members, kCheckTimeout);
-      if (reply.status != pool::ReplyStatus::Died) {
-        if (reply.status == pool::ReplyStatus::TimedOut) checkers_.checkResponsive(*checker);
-        break;
-      }
+      auto checked = co_await (*checker)->check(functions, kCheckTimeout);
+      problems = std::move(checked);
+      if (problems || problems.error().code != Errc::WorkerDied) break;
     }
-    if (reply.status == pool::ReplyStatus::TimedOut)
-      co_return Error{Errc::RunTimedOut, "The syntax check timed out"};
-    if (reply.status == pool::ReplyStatus::Died)
-      co_return Error{Errc::SpawnFailed, "The syntax checker failed: " + reply.failure};
-    const auto* found = reply.frame.if_contains("errors");
-    if (!found || !found->is_array()) continue;
-    for (const auto& e : found->get_array()) {
-      if (!e.is_object()) continue;
-      const auto& error = e.get_object();
-      auto name = error.contains("function") ? json::value_to<std::string>(error.at("function")) : std::string();
-      json::object item{{"path", "functions." + name + ".code"}};
-      std::string message = error.contains("message") ? json::value_to<std::string>(error.at("message")) : "";
-      item["function"] = name;
-      item["line"] = error.contains("line") ? error.at("line") : json::value(nullptr);
-      item["column"] = error.contains("column") ? error.at("column") : json::value(nullptr);
-      item["message"] = message;
+    if (!problems && problems.error().code == Errc::WorkerDied)
+      co_return Error{Errc::SpawnFailed, "The syntax checker failed: " + problems.error().message};
+    if (!problems) co_return problems.error();
+    for (const auto& problem : *problems) {
+      json::object item{{"path", "functions." + problem.function + ".code"}};
+      item["function"] = problem.function;
+      item["line"] = problem.line ? json::value(*problem.line) : json::value(nullptr);
+      item["column"] = problem.column ? json::value(*problem.column) : json::value(nullptr);
+      item["message"] = problem.message;
       errors.push_back(std::move(item));
     }
   }

@@ -2,6 +2,7 @@
 
 #include "common/errors.hpp"
 #include "common/metrics.hpp"
+#include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
 #include "workspace/workspace.hpp"
@@ -15,7 +16,9 @@ namespace customcode::runtimes {
 // use, restarted if they die), so that a syntax error is a 400 and never reaches a run.
 class SyntaxChecker {
  public:
-  SyntaxChecker(boost::asio::any_io_executor executor, const Runtimes& runtimes, config::PoolConfig poolConfig);
+  // `runtimes` and `factory` are owned by the caller and outlive the checker.
+  SyntaxChecker(boost::asio::any_io_executor executor, const Runtimes& runtimes, pool::WorkerFactory& factory,
+                config::PoolConfig poolConfig);
 
   // Compiles every function of `workspace` whose runtime is available. Fails with InvalidRequest
   // whose details list each error as {"path", "message", "function", "line", "column"} (line and
@@ -25,10 +28,10 @@ class SyntaxChecker {
   boost::asio::awaitable<void> shutdown();
 
  private:
-  boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnChecker(boost::asio::any_io_executor executor,
-                                                                             std::string runtime);
+  boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnChecker(pool::WorkerWanted wanted);
 
-  const Runtimes& runtimes_;  // Owned by Server.
+  const Runtimes& runtimes_;      // Owned by Server.
+  pool::WorkerFactory& factory_;  // Owned by Server.
   Metrics metrics_;           // the checkers' own, not reported
   pool::WorkerPool checkers_;
 };

@@ -277,51 +277,30 @@ std::optional<FileIdentity> WorkspaceStore::identity(const std::string& name) co
 }
 
 Result<void> WorkspaceStore::syncScripts(const StoredWorkspace& stored) {
-  auto dir = directory(stored.workspace.name);
   for (auto language : {Language::Node, Language::Python}) {
     if (!stored.workspace.uses(language)) continue;
-    auto script = generated(language, stored);
-    if (!script) continue;
-    auto path = dir / scriptFileName(language, text::fingerprint(*script));
-    // The whole text, not only the name: a damaged file keeps its name.
-    std::string existing;
-    if (readWhole(path, existing) == 0 && existing == *script) {
-      ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // in use again: not to be collected
-      continue;
-    }
-    if (auto r = writeFileAtomic(path, *script); !r) return r.error();
+    auto script = syncScript(stored, language);
+    if (!script && script.error().code != Errc::FunctionNotFound) return script.error();
   }
   return {};
 }
 
-Result<ScriptFile> WorkspaceStore::scriptFor(const std::string& name, Language language, std::uint64_t version) {
-  auto dir = directory(name);
-  ScriptFile file{.path = dir / scriptFileName(language, version), .text = {}, .version = version};
-  // Touch, then read: once the time is fresh no save collects the file for kScriptGrace.
-  if (::utimensat(AT_FDCWD, file.path.c_str(), nullptr, 0) == 0) {
-    int err = readWhole(file.path, file.text);
-    if (err == 0 && text::fingerprint(file.text) == version) return file;
-    if (err != 0 && err != ENOENT) return storageError("cannot read", file.path, err);
-  } else if (errno != ENOENT) {
-    return storageError("cannot touch", file.path, errno);
-  }
-  // Collected (superseded a while ago) or damaged: the current version, which a run bound to an
-  // older one may run as well (it started before the save that replaced it ended).
-  auto stored = load(name);
-  if (!stored) return stored.error();
-  auto script = stored->workspace.uses(language) ? generated(language, *stored) : std::nullopt;
+Result<ScriptFile> WorkspaceStore::syncScript(const StoredWorkspace& stored, Language language) {
+  auto script = stored.workspace.uses(language) ? generated(language, stored) : std::nullopt;
   if (!script)
-    return Error{Errc::FunctionNotFound, "Workspace \"" + name + "\" has no " + std::string(languageName(language)) +
-                                             " function any more"};
-  file.version = text::fingerprint(*script);
-  file.path = dir / scriptFileName(language, file.version);
+    return Error{Errc::FunctionNotFound, "Workspace \"" + stored.workspace.name + "\" has no " +
+                                             std::string(languageName(language)) + " function"};
+  ScriptFile file{.path = directory(stored.workspace.name) / scriptFileName(language, text::fingerprint(*script)),
+                  .text = std::move(*script),
+                  .version = 0};
+  file.version = text::fingerprint(file.text);
+  // The whole text, not only the name: a damaged file keeps its name.
   std::string existing;
-  if (readWhole(file.path, existing) != 0 || existing != *script) {
-    if (auto r = writeFileAtomic(file.path, *script); !r) return r.error();
-  } else {
-    ::utimensat(AT_FDCWD, file.path.c_str(), nullptr, 0);
+  if (readWhole(file.path, existing) == 0 && existing == file.text) {
+    ::utimensat(AT_FDCWD, file.path.c_str(), nullptr, 0);  // in use again: not to be collected
+    return file;
   }
-  file.text = std::move(*script);
+  if (auto r = writeFileAtomic(file.path, file.text); !r) return r.error();
   return file;
 }
 

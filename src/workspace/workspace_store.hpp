@@ -22,8 +22,8 @@
 // run is bound to the version it resolved (the fingerprint), and the worker started for it loads
 // that very file whatever saves happen meanwhile, here or on another replica sharing the
 // directory. Old scripts are removed by later saves once superseded and untouched for
-// kScriptGrace; starting a worker touches its script first (scriptFor), so a script in use is
-// never collected, and one already collected falls back to the current version.
+// kScriptGrace; starting a worker touches its script first (syncScript), so a script in use is
+// never collected, and one collected already is written again from the version in memory.
 //
 // All methods block on the disk: call them from the file-system thread pool. They are safe to call
 // concurrently for different workspaces. Writes to one workspace are serialised by its
@@ -97,12 +97,12 @@ class WorkspaceStore {
   // of those in place (they are in use again).
   Result<void> syncScripts(const StoredWorkspace& stored);
 
-  // The script of `language`, version `version`, of workspace `name`, for a worker to load: the
-  // file is touched first, so no save collects it while the worker starts. When that version is
-  // gone (collected, or damaged) it is the current version's script, regenerated if need be.
-  // Fails with WorkspaceNotFound, FunctionNotFound (the current version has no function in that
-  // language) or StorageFailed.
-  Result<ScriptFile> scriptFor(const std::string& name, Language language, std::uint64_t version);
+  // The script of `language` of exactly `stored` (its version is stored.script(language)), for a
+  // worker to load, generated from `stored` without reading workspace.yaml again: written when it
+  // is missing or damaged (collected since, say), touched otherwise, so that no save collects it
+  // while the worker starts. Fails with FunctionNotFound (no function in that language) or
+  // StorageFailed.
+  Result<ScriptFile> syncScript(const StoredWorkspace& stored, Language language);
 
   // Removes the scripts of `name` that are not `keep` and were last written or touched more than
   // `grace` ago, and those of the layout before content addressing (functions.js, .py).

@@ -34,15 +34,11 @@ def test_a_required_package_is_installed_at_save_and_the_run_does_not_install(np
     assert r.status_code == 200, r.text
     assert npm_service.metric(INSTALLS) == 1
 
-    started = time.monotonic()
     run = npm_service.run("numbers", "check")
-    elapsed = time.monotonic() - started
 
     assert run.status_code == 200, run.text
     assert run.json()["result"] == [True, False]
-    assert npm_service.metric(INSTALLS) == 1
-    # A warm worker and no npm: far below any install time (a generous margin for a loaded machine).
-    assert elapsed < 2.0
+    assert npm_service.metric(INSTALLS) == 1  # the run installed nothing
 
 
 def test_saving_the_same_packages_again_does_not_run_npm(npm_service):

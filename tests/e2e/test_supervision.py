@@ -62,21 +62,18 @@ def test_infinite_loop_times_out_with_its_logs_while_other_workspaces_stay_fast(
     assert service.run("other", "hello", {"name": "warm"}).status_code == 200
     stuck = the_worker(service, "spinner")
 
-    latencies = []
+    statuses = []
     stop = threading.Event()
 
     def probe():
         session = requests.Session()
         while not stop.is_set():
-            t0 = time.monotonic()
             r = session.post(f"{service.url}/v2/functions/other/run/hello", json={"parameters": {"name": "p"}}, timeout=10)
-            latencies.append((time.monotonic() - t0, r.status_code))
+            statuses.append(r.status_code)
 
     prober = threading.Thread(target=probe, daemon=True)
     prober.start()
-    t0 = time.monotonic()
     r = service.run("spinner", "spin")
-    elapsed = time.monotonic() - t0
     stop.set()
     prober.join(10)
 
@@ -86,10 +83,8 @@ def test_infinite_loop_times_out_with_its_logs_while_other_workspaces_stay_fast(
     assert "1000" in body["message"]
     assert [log["message"] for log in body["logs"]] == ["spinning now"]
     assert isinstance(body["duration"], int) and body["duration"] >= 1000
-    assert 0.9 <= elapsed < 3.0
-    assert len(latencies) >= 5, latencies
-    assert all(status == 200 for _, status in latencies)
-    assert max(latency for latency, _ in latencies) < 0.5, latencies
+    # Other workspaces are served meanwhile (how fast: test_latency.py).
+    assert statuses and all(status == 200 for status in statuses), statuses
 
     # The stuck worker is killed and reaped; the next run gets a fresh one.
     assert wait_for(lambda: stuck not in service.worker_pids(), timeout=5)
@@ -111,11 +106,11 @@ def test_hung_await_times_out_but_the_worker_and_its_cache_survive(make_service)
     assert time.monotonic() - t0 < 3.0
     assert r.json()["error"] == "TimeoutError"
     assert [log["message"] for log in r.json()["logs"]] == ["hanging now"]
-    # Give the liveness ping (200 ms) time to decide, then check nothing was killed.
-    time.sleep(0.6)
+    # A run on a worker whose liveness ping is out waits for the verdict: once it is answered by
+    # the same worker, the ping has come back and nothing was killed.
+    assert service.run("hung", "recall").json()["result"] == "precious"
     assert service.metric("customcode_worker_kills_total") == 0
     assert service.node_worker_pids("hung") == [worker]
-    assert service.run("hung", "recall").json()["result"] == "precious"
     assert service.run("hung", "remember", {"value": "again"}).json()["result"] == pid_seen
 
 
@@ -184,12 +179,15 @@ def test_other_runs_in_flight_on_a_crashing_worker_fail_clearly(make_service):
 
 
 def test_runs_in_flight_on_a_stuck_worker_fail_when_it_is_killed(make_service):
-    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "2000", "WORKER_PING_TIMEOUT": "200"})
+    # A call running for over FUNCTIONS_LONG_RUN_AFTER lowers its worker: the sign, seen from
+    # outside, that the spin has been under way for 800 ms.
+    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "2000", "WORKER_PING_TIMEOUT": "200",
+                                "FUNCTIONS_LONG_RUN_AFTER": "800"})
     functions = {"spin": {"code": "while (true) {}"},
                  "wait": {"code": "await new Promise((r) => setTimeout(r, 100)); return 'never';"},
                  "ok": {"code": "return 'ok';"}}
     assert service.save("stuck", functions).status_code == 200
-    the_worker(service, "stuck")
+    worker = the_worker(service, "stuck")
     results = {}
 
     def run(name):
@@ -199,7 +197,9 @@ def test_runs_in_flight_on_a_stuck_worker_fail_when_it_is_killed(make_service):
 
     spin = threading.Thread(target=run, args=("spin",))
     spin.start()
-    time.sleep(0.8)  # the spin is under way; this run queues behind it, with its own 2 s deadline
+    # The spin is under way (its worker lowered): this run queues behind it, with its own 2 s
+    # deadline, which falls after the stuck worker is killed (2 s + the 200 ms ping).
+    assert wait_for(lambda: set(thread_nices(worker).values()) == {19}, timeout=5), thread_nices(worker)
     run("wait")
     spin.join(10)
     assert results["spin"][0].status_code == 504
@@ -208,7 +208,6 @@ def test_runs_in_flight_on_a_stuck_worker_fail_when_it_is_killed(make_service):
     assert waited.status_code == 500, waited.text
     assert waited.json()["error"] == "WorkerCrashed"
     assert "stopped responding" in waited.json()["message"]
-    assert elapsed < 2.0
     assert service.run("stuck", "ok").json()["result"] == "ok"
 
 
@@ -299,7 +298,7 @@ def test_a_run_in_flight_during_a_save_finishes_on_the_old_code(service):
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("r", requests.post(f"{service.url}/v2/functions/swap/run/v", json={}, timeout=30)))
     t.start()
-    time.sleep(0.2)
+    assert wait_for(lambda: service.metric("customcode_runs_in_flight") == 1)
     assert service.save("swap", {"v": {"code": "return 'new';"}}).status_code == 200
     assert service.run("swap", "v").json()["result"] == "new"
     t.join(10)
@@ -408,7 +407,7 @@ def test_sigterm_finishes_the_run_in_flight_exits_0_and_stops_workers(make_servi
     t = threading.Thread(target=lambda: result.setdefault("r", requests.post(
         f"{service.url}/v2/functions/graceful/run/slow", json={}, timeout=30)))
     t.start()
-    time.sleep(0.3)  # the run is in flight
+    assert wait_for(lambda: service.metric("customcode_runs_in_flight") == 1)
     service.proc.send_signal(signal.SIGTERM)
     t.join(15)
     assert result["r"].status_code == 200

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,30 +22,41 @@ namespace customcode::testing {
 // Python starts in ~50 ms, far more on a loaded machine: process deadlines are generous.
 inline constexpr std::chrono::milliseconds kProcessDeadline{10'000};
 
-inline pool::LaunchSpec fakeWorkerSpec(std::vector<std::string> flags = {}) {
-  pool::LaunchSpec spec;
-  spec.argv = {"/usr/bin/python3", std::string(CUSTOMCODE_FIXTURES_DIR) + "/fake_worker.py"};
+inline process::LaunchSpec fakeWorkerSpec(std::vector<std::string> flags = {}) {
+  process::LaunchSpec spec;
+  spec.argv = {CUSTOMCODE_PYTHON, std::string(CUSTOMCODE_FIXTURES_DIR) + "/fake_worker.py"};
   spec.argv.insert(spec.argv.end(), flags.begin(), flags.end());
   spec.env = {"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"};
   return spec;
 }
 
 inline pool::WorkerOptions fakeWorkerOptions(std::string workspace = "ws") {
-  return pool::WorkerOptions{.workspace = std::move(workspace), .runtime = "fake"};
+  return pool::WorkerOptions{.workspace = std::move(workspace), .pingTimeout = std::chrono::milliseconds(500)};
 }
 
-// Sends a run frame for `fn`. Owns its arguments: Worker::call takes views that must outlive it.
-inline boost::asio::awaitable<pool::Reply> callRun(std::shared_ptr<pool::Worker> worker, std::string fn,
-                                                   boost::json::object parameters,
-                                                   std::chrono::milliseconds timeout) {
-  auto members = "\"fn\":" + boost::json::serialize(boost::json::value(fn)) +
-                 ",\"parameters\":" + boost::json::serialize(parameters);
-  co_return co_await worker->call("run", members, timeout);
+// Runs `fn`. Owns its arguments: Worker::run takes references that must outlive it.
+inline boost::asio::awaitable<pool::RunOutcome> callRun(std::shared_ptr<pool::Worker> worker, std::string fn,
+                                                        boost::json::object parameters,
+                                                        std::chrono::milliseconds timeout) {
+  co_return co_await worker->run(fn, boost::json::value(std::move(parameters)), timeout);
 }
 
-inline boost::asio::awaitable<pool::Reply> callPing(std::shared_ptr<pool::Worker> worker,
-                                                    std::chrono::milliseconds timeout) {
-  co_return co_await worker->call("ping", "", timeout);
+inline boost::asio::awaitable<bool> callPing(std::shared_ptr<pool::Worker> worker, std::chrono::milliseconds timeout) {
+  co_return co_await worker->ping(timeout);
+}
+
+// The error code of a run outcome, or nullopt for a success: reads well in EXPECT_EQ.
+inline std::optional<Errc> errorOf(const pool::RunOutcome& outcome) {
+  if (outcome.ok()) return std::nullopt;
+  return outcome.error->code;
+}
+
+// The result of a successful run, parsed.
+inline boost::json::value resultOf(const pool::RunOutcome& outcome) {
+  if (!outcome.ok()) throw std::runtime_error("the run failed: " + outcome.error->message);
+  boost::json::parse_options options;
+  options.max_depth = pool::kMaxFrameDepth;
+  return boost::json::parse(outcome.result, {}, options);
 }
 
 // Runs the loop until `worker`'s process is gone and reaped; false if the deadline passed.

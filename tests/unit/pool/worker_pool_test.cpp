@@ -14,6 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using customcode::testing::callRun;
+using customcode::testing::errorOf;
 using customcode::testing::fakeWorkerOptions;
 using customcode::testing::fakeWorkerSpec;
 using customcode::testing::kProcessDeadline;
@@ -24,11 +25,17 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-asio::awaitable<Result<std::shared_ptr<Worker>>> startFakeWorker(asio::any_io_executor executor,
-                                                                  std::string workspace, std::string runtime,
-                                                                  std::vector<std::string> flags) {
-  co_return Worker::start(executor, fakeWorkerSpec(std::move(flags)),
-                          WorkerOptions{.workspace = std::move(workspace), .runtime = std::move(runtime)});
+asio::awaitable<Result<std::shared_ptr<Worker>>> startFakeWorker(asio::any_io_executor executor, WorkerWanted wanted,
+                                                                  std::vector<std::string> flags, Metrics* metrics) {
+  auto options = fakeWorkerOptions(wanted.workspace);
+  options.language = wanted.language;
+  options.metrics = metrics;
+  co_return Worker::start(executor, fakeWorkerSpec(std::move(flags)), options);
+}
+
+WorkerWanted want(std::string workspace, std::uint64_t version = 1,
+                  workspace::Language language = workspace::Language::Node) {
+  return WorkerWanted{.workspace = std::move(workspace), .language = language, .version = version, .stored = nullptr};
 }
 
 config::PoolConfig testConfig() {
@@ -56,17 +63,17 @@ class WorkerPoolTest : public ::testing::Test {
   }
 
   SpawnFunction spawnFunction() {
-    return [this](std::string workspace, std::string runtime, std::uint64_t version) {
+    return [this](WorkerWanted wanted) {
       ++spawns_;
-      versions_.push_back(version);
-      auto flags = flags_[workspace];
-      return startFakeWorker(loop_.executor(), std::move(workspace), std::move(runtime), std::move(flags));
+      versions_.push_back(wanted.version);
+      auto flags = flags_[wanted.workspace];
+      return startFakeWorker(loop_.executor(), std::move(wanted), std::move(flags), &metrics_);
     };
   }
 
   // Acquires the worker of `workspace` and remembers it for the checks of TearDown.
   Result<std::shared_ptr<Worker>> acquire(std::string workspace, std::uint64_t version = 1) {
-    auto worker = loop_.run(pool_.acquire(std::move(workspace), "fake", version), kProcessDeadline + 1s);
+    auto worker = loop_.run(pool_.acquire(want(std::move(workspace), version)), kProcessDeadline + 1s);
     if (worker) remember(*worker);
     return worker;
   }
@@ -103,7 +110,7 @@ TEST_F(WorkerPoolTest, ReusesTheLiveWorkerOfAWorkspace) {
 TEST_F(WorkerPoolTest, KeepsOneWorkerPerWorkspaceAndRuntime) {
   auto fake = acquireOk("a");
 
-  auto other = loop_.run(pool_.acquire("a", "other", 1), kProcessDeadline + 1s);
+  auto other = loop_.run(pool_.acquire(want("a", 1, workspace::Language::Python)), kProcessDeadline + 1s);
 
   ASSERT_TRUE(other);
   remember(*other);
@@ -112,8 +119,8 @@ TEST_F(WorkerPoolTest, KeepsOneWorkerPerWorkspaceAndRuntime) {
 }
 
 TEST_F(WorkerPoolTest, ConcurrentAcquiresShareOneSpawn) {
-  auto first = loop_.start(pool_.acquire("a", "fake", 1));
-  auto second = loop_.start(pool_.acquire("a", "fake", 1));
+  auto first = loop_.start(pool_.acquire(want("a")));
+  auto second = loop_.start(pool_.acquire(want("a")));
 
   ASSERT_TRUE(loop_.runUntil([&] { return first->done && second->done; }, kProcessDeadline));
 
@@ -175,10 +182,14 @@ TEST_F(WorkerPoolTest, RetireWorkspaceMakesTheNextAcquireSpawn) {
 }
 
 // What a run does: acquire the worker of its version, then call it at once.
-asio::awaitable<Result<Reply>> acquireAndEcho(WorkerPool& pool, std::string workspace, std::uint64_t version,
-                                              std::vector<std::shared_ptr<Worker>>& seen) {
-  auto worker = co_await pool.acquire(std::move(workspace), "fake", version);
-  if (!worker) co_return worker.error();
+asio::awaitable<RunOutcome> acquireAndEcho(WorkerPool& pool, std::string workspace, std::uint64_t version,
+                                           std::vector<std::shared_ptr<Worker>>& seen) {
+  auto worker = co_await pool.acquire(want(std::move(workspace), version));
+  if (!worker) {
+    RunOutcome failed;
+    failed.error = worker.error();
+    co_return failed;
+  }
   seen.push_back(*worker);
   boost::json::object parameters;
   parameters["v"] = version;
@@ -197,8 +208,8 @@ TEST_F(WorkerPoolTest, AWorkerSupersededWhileItStartsServesItsRunsThenRetires) {
 
   // Both runs were answered by the one worker of their version: no error, no second start.
   for (auto* run : {&first, &second}) {
-    ASSERT_TRUE(*(*run)->value) << (*run)->value->error().message;
-    EXPECT_EQ((**(*run)->value).status, ReplyStatus::Replied);
+    ASSERT_TRUE((*run)->value);
+    EXPECT_EQ(errorOf(*(*run)->value), std::nullopt) << (*run)->value->error->message;
   }
   EXPECT_EQ(spawns_, 1);
   ASSERT_EQ(seen_.size(), 2u);
@@ -216,10 +227,9 @@ TEST_F(WorkerPoolTest, RunsBoundToTwoVersionsEachGetTheirOwnCode) {
 
   ASSERT_TRUE(loop_.runUntil([&] { return older->done && newer->done; }, 2 * kProcessDeadline));
 
-  ASSERT_TRUE(*older->value) << older->value->error().message;
-  ASSERT_TRUE(*newer->value) << newer->value->error().message;
-  EXPECT_EQ(older->value->value().status, ReplyStatus::Replied);
-  EXPECT_EQ(newer->value->value().status, ReplyStatus::Replied);
+  ASSERT_TRUE(older->value && newer->value);
+  EXPECT_EQ(errorOf(*older->value), std::nullopt) << older->value->error->message;
+  EXPECT_EQ(errorOf(*newer->value), std::nullopt) << newer->value->error->message;
   EXPECT_THAT(versions_, ElementsAre(1u, 2u));
   // The pool keeps the newer one; the older one goes once its run is answered.
   ASSERT_EQ(seen_.size(), 2u);
@@ -234,7 +244,7 @@ TEST_F(WorkerPoolTest, RunsBoundToTwoVersionsEachGetTheirOwnCode) {
 TEST_F(WorkerPoolTest, ReplacesAWorkerThatDied) {
   auto first = acquireOk("a");
   auto crash = loop_.run(callRun(first, "crash", {}, kProcessDeadline), kProcessDeadline + 1s);
-  ASSERT_EQ(crash.status, ReplyStatus::Died);
+  ASSERT_EQ(errorOf(crash), Errc::WorkerDied);
   ASSERT_TRUE(waitReaped(loop_, *first));
 
   auto second = acquireOk("a");
@@ -259,31 +269,30 @@ TEST_F(WorkerPoolTest, ReportsASpawnFailureAndRetriesOnTheNextAcquire) {
   EXPECT_EQ(pool_.size(), 0u);
 }
 
-TEST_F(WorkerPoolTest, CheckResponsiveKillsAWorkerThatNoLongerAnswers) {
+TEST_F(WorkerPoolTest, ATimedOutRunOnAWorkerThatNoLongerAnswersGetsItKilled) {
   auto worker = acquireOk("a");
+
   auto spin = loop_.run(callRun(worker, "spin", {}, 50ms));
-  ASSERT_EQ(spin.status, ReplyStatus::TimedOut);
 
-  pool_.checkResponsive(worker);
-
+  ASSERT_EQ(errorOf(spin), Errc::RunTimedOut);
   ASSERT_TRUE(waitReaped(loop_, *worker));
   EXPECT_EQ(metrics_.killsStuck, 1u);
   EXPECT_TRUE(noLongerAChild(worker->pid()));
   EXPECT_NE(acquireOk("a")->pid(), worker->pid());
 }
 
-TEST_F(WorkerPoolTest, CheckResponsiveKeepsAWorkerThatStillAnswers) {
+TEST_F(WorkerPoolTest, ATimedOutRunOnAWorkerThatStillAnswersKeepsIt) {
   auto worker = acquireOk("a");
-  auto hang = loop_.run(callRun(worker, "hang", {}, 50ms));
-  ASSERT_EQ(hang.status, ReplyStatus::TimedOut);
 
-  pool_.checkResponsive(worker);
+  auto hang = loop_.run(callRun(worker, "hang", {}, 50ms));
+
+  ASSERT_EQ(errorOf(hang), Errc::RunTimedOut);
   ASSERT_TRUE(loop_.runUntil([&] { return worker->inFlight() == 1; }, 1s));  // the ping is out
   // The fake answers in order, so once this reply is in, the pong has been handled too.
   auto echo = loop_.run(callRun(worker, "echo", {{"n", 1}}, kProcessDeadline), kProcessDeadline + 1s);
   ASSERT_TRUE(loop_.runUntil([&] { return worker->inFlight() == 0; }, kProcessDeadline));
 
-  EXPECT_EQ(echo.status, ReplyStatus::Replied);
+  EXPECT_EQ(errorOf(echo), std::nullopt);
   EXPECT_EQ(metrics_.killsStuck, 0u);
   EXPECT_EQ(worker->state(), Worker::State::Ready);
   EXPECT_EQ(acquireOk("a"), worker);
@@ -302,7 +311,7 @@ TEST_F(WorkerPoolTest, ShutdownKillsWorkersThatDoNotExitWithinTheGrace) {
   auto calm = acquireOk("a");
   auto stuck = acquireOk("b");
   auto spin = loop_.run(callRun(stuck, "spin", {}, 50ms));
-  ASSERT_EQ(spin.status, ReplyStatus::TimedOut);
+  ASSERT_EQ(errorOf(spin), Errc::RunTimedOut);
 
   loop_.run(pool_.shutdown(100ms), kProcessDeadline);
 
@@ -313,7 +322,7 @@ TEST_F(WorkerPoolTest, ShutdownKillsWorkersThatDoNotExitWithinTheGrace) {
   ASSERT_TRUE(waitReaped(loop_, *stuck));
   EXPECT_TRUE(noLongerAChild(calm->pid()));
   EXPECT_TRUE(noLongerAChild(stuck->pid()));
-  auto after = loop_.run(pool_.acquire("a", "fake", 1));
+  auto after = loop_.run(pool_.acquire(want("a")));
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error().code, Errc::ShuttingDown);
 }

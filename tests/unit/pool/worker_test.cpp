@@ -1,7 +1,7 @@
 #include "pool/worker.hpp"
 
 #include "pool/fake_worker.hpp"
-#include "pool/priority.hpp"
+#include "process/priority.hpp"
 #include "test_loop.hpp"
 
 #include <boost/json.hpp>
@@ -17,6 +17,8 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 using customcode::testing::callPing;
 using customcode::testing::callRun;
+using customcode::testing::errorOf;
+using customcode::testing::resultOf;
 using customcode::testing::fakeWorkerOptions;
 using customcode::testing::fakeWorkerSpec;
 using customcode::testing::kProcessDeadline;
@@ -116,10 +118,8 @@ TEST_F(WorkerTest, AnswersACall) {
 
   auto reply = loop_.run(callRun(worker, "echo", parameters, kProcessDeadline), kProcessDeadline + 1s);
 
-  ASSERT_EQ(reply.status, ReplyStatus::Replied);
-  EXPECT_EQ(reply.frame.at("type"), "result");
-  EXPECT_EQ(reply.frame.at("ok"), true);
-  EXPECT_EQ(reply.frame.at("result"), parameters);
+  ASSERT_EQ(errorOf(reply), std::nullopt);
+  EXPECT_EQ(resultOf(reply), parameters);
   EXPECT_TRUE(reply.logs.empty());
   EXPECT_EQ(worker->inFlight(), 0u);
 }
@@ -129,8 +129,7 @@ TEST_F(WorkerTest, AnswersAPingWithAPong) {
 
   auto reply = loop_.run(callPing(worker, kProcessDeadline), kProcessDeadline + 1s);
 
-  ASSERT_EQ(reply.status, ReplyStatus::Replied);
-  EXPECT_EQ(reply.frame.at("type"), "pong");
+  EXPECT_TRUE(reply);
 }
 
 TEST_F(WorkerTest, MatchesConcurrentAnswersToTheirCalls) {
@@ -142,10 +141,10 @@ TEST_F(WorkerTest, MatchesConcurrentAnswersToTheirCalls) {
   EXPECT_FALSE(slow->done);
   ASSERT_TRUE(loop_.runUntil([&] { return slow->done; }, kProcessDeadline));
 
-  ASSERT_EQ(fast->value->status, ReplyStatus::Replied);
-  ASSERT_EQ(slow->value->status, ReplyStatus::Replied);
-  EXPECT_EQ(fast->value->frame.at("result").at("tag"), "fast");
-  EXPECT_EQ(slow->value->frame.at("result").at("tag"), "slow");
+  ASSERT_EQ(errorOf(*fast->value), std::nullopt);
+  ASSERT_EQ(errorOf(*slow->value), std::nullopt);
+  EXPECT_EQ(resultOf(*fast->value).at("tag"), "fast");
+  EXPECT_EQ(resultOf(*slow->value).at("tag"), "slow");
 }
 
 TEST_F(WorkerTest, CollectsLogsPerCall) {
@@ -155,8 +154,8 @@ TEST_F(WorkerTest, CollectsLogsPerCall) {
   auto second = loop_.start(callRun(worker, "log", {{"messages", json::array{"b1"}}}, kProcessDeadline));
   ASSERT_TRUE(loop_.runUntil([&] { return first->done && second->done; }, kProcessDeadline));
 
-  ASSERT_EQ(first->value->status, ReplyStatus::Replied);
-  ASSERT_EQ(second->value->status, ReplyStatus::Replied);
+  ASSERT_EQ(errorOf(*first->value), std::nullopt);
+  ASSERT_EQ(errorOf(*second->value), std::nullopt);
   const auto& logs = first->value->logs;
   ASSERT_THAT(logs, SizeIs(2));
   EXPECT_EQ(logs[0], (json::object{{"level", "log"}, {"message", "a1"}, {"timestamp", "2024-01-01T00:00:00.000Z"}}));
@@ -174,7 +173,7 @@ TEST_F(WorkerTest, CutsTheLogsOfACallPastTheLimit) {
                                  kProcessDeadline),
                          kProcessDeadline + 1s);
 
-  ASSERT_EQ(reply.status, ReplyStatus::Replied);
+  ASSERT_EQ(errorOf(reply), std::nullopt);
   ASSERT_THAT(reply.logs, SizeIs(3));
   EXPECT_EQ(reply.logs[1].at("message"), "67890");
   EXPECT_EQ(reply.logs[2].at("level"), "warn");
@@ -186,26 +185,29 @@ TEST_F(WorkerTest, TimesOutQuicklyAndKeepsServing) {
 
   auto reply = loop_.run(callRun(worker, "hang", {}, 50ms));
 
-  EXPECT_EQ(reply.status, ReplyStatus::TimedOut);
+  EXPECT_EQ(errorOf(reply), Errc::RunTimedOut);
   EXPECT_GE(reply.elapsed, 50ms);
   EXPECT_LT(reply.elapsed, 2s);  // wide margin for a loaded machine; the point is "not the worker's pace"
+  // The timed-out call is forgotten; the ping that asks whether the worker is stuck is answered.
+  ASSERT_TRUE(loop_.runUntil([&] { return !worker->suspect(); }, kProcessDeadline));
   EXPECT_EQ(worker->inFlight(), 0u);
+  EXPECT_TRUE(worker->accepting());
   auto next = loop_.run(callRun(worker, "echo", {{"n", 2}}, kProcessDeadline), kProcessDeadline + 1s);
-  ASSERT_EQ(next.status, ReplyStatus::Replied);
-  EXPECT_EQ(next.frame.at("result").at("n"), 2);
+  ASSERT_EQ(errorOf(next), std::nullopt);
+  EXPECT_EQ(resultOf(next).at("n"), 2);
 }
 
 TEST_F(WorkerTest, DropsTheLateAnswerOfATimedOutCall) {
   auto worker = launchReady();
   auto late = loop_.run(callRun(worker, "slow", {{"delayMs", 300}, {"tag", "late"}}, 30ms));
-  ASSERT_EQ(late.status, ReplyStatus::TimedOut);
+  ASSERT_EQ(errorOf(late), Errc::RunTimedOut);
 
   // Pending while the late answer arrives: it must not be taken for this call's answer.
   auto reply = loop_.run(callRun(worker, "slow", {{"delayMs", 800}, {"tag", "current"}}, kProcessDeadline),
                          kProcessDeadline + 1s);
 
-  ASSERT_EQ(reply.status, ReplyStatus::Replied);
-  EXPECT_EQ(reply.frame.at("result").at("tag"), "current");
+  ASSERT_EQ(errorOf(reply), std::nullopt);
+  EXPECT_EQ(resultOf(reply).at("tag"), "current");
 }
 
 TEST_F(WorkerTest, IgnoresMalformedFramesAndOutputOnStdout) {
@@ -214,10 +216,10 @@ TEST_F(WorkerTest, IgnoresMalformedFramesAndOutputOnStdout) {
   auto garbage = loop_.run(callRun(worker, "garbage", {{"n", 1}}, kProcessDeadline), kProcessDeadline + 1s);
   auto noisy = loop_.run(callRun(worker, "noisy", {{"n", 2}}, kProcessDeadline), kProcessDeadline + 1s);
 
-  ASSERT_EQ(garbage.status, ReplyStatus::Replied);
-  EXPECT_EQ(garbage.frame.at("result").at("n"), 1);
-  ASSERT_EQ(noisy.status, ReplyStatus::Replied);
-  EXPECT_EQ(noisy.frame.at("result").at("n"), 2);
+  ASSERT_EQ(errorOf(garbage), std::nullopt);
+  EXPECT_EQ(resultOf(garbage).at("n"), 1);
+  ASSERT_EQ(errorOf(noisy), std::nullopt);
+  EXPECT_EQ(resultOf(noisy).at("n"), 2);
   EXPECT_EQ(worker->state(), Worker::State::Ready);
 }
 
@@ -232,9 +234,8 @@ TEST_F(WorkerTest, FailsEveryCallInFlightWhenTheWorkerCrashes) {
   ASSERT_TRUE(loop_.runUntil([&] { return hanging->done && crashing->done; }, kProcessDeadline));
 
   for (const auto& reply : {*hanging->value, *crashing->value}) {
-    EXPECT_EQ(reply.status, ReplyStatus::Died);
-    EXPECT_THAT(reply.failure, HasSubstr("exited with code 3"));
-    EXPECT_FALSE(reply.outOfMemory);
+    EXPECT_EQ(errorOf(reply), Errc::WorkerDied);
+    EXPECT_THAT(reply.error->message, HasSubstr("exited with code 3"));
   }
   ASSERT_TRUE(waitReaped(loop_, *worker));
   EXPECT_EQ(worker->state(), Worker::State::Dead);
@@ -248,8 +249,8 @@ TEST_F(WorkerTest, RefusesCallsOnceDead) {
 
   auto reply = loop_.run(callRun(worker, "echo", {}, kProcessDeadline), 1s);
 
-  EXPECT_EQ(reply.status, ReplyStatus::Died);
-  EXPECT_THAT(reply.failure, HasSubstr("not running"));
+  EXPECT_EQ(errorOf(reply), Errc::WorkerDied);
+  EXPECT_THAT(reply.error->message, HasSubstr("not running"));
 }
 
 TEST_F(WorkerTest, KillFailsCallsInFlightWithTheReason) {
@@ -260,8 +261,8 @@ TEST_F(WorkerTest, KillFailsCallsInFlightWithTheReason) {
   worker->kill("killed by the test");
   ASSERT_TRUE(loop_.runUntil([&] { return hanging->done; }, kProcessDeadline));
 
-  EXPECT_EQ(hanging->value->status, ReplyStatus::Died);
-  EXPECT_EQ(hanging->value->failure, "killed by the test");
+  EXPECT_EQ(errorOf(*hanging->value), Errc::WorkerDied);
+  EXPECT_EQ(hanging->value->error->message, "Function \"hang\" failed: killed by the test");
   ASSERT_TRUE(waitReaped(loop_, *worker));
   EXPECT_TRUE(noLongerAChild(worker->pid()));
 }
@@ -274,8 +275,8 @@ TEST_F(WorkerTest, KillsAWorkerThatSendsAnOversizedFrame) {
   auto reply = loop_.run(callRun(worker, "echo", {{"big", std::string(4096, 'x')}}, kProcessDeadline),
                          kProcessDeadline + 1s);
 
-  EXPECT_EQ(reply.status, ReplyStatus::Died);
-  EXPECT_THAT(reply.failure, HasSubstr("over 1024 bytes"));
+  EXPECT_EQ(errorOf(reply), Errc::WorkerDied);
+  EXPECT_THAT(reply.error->message, HasSubstr("over 1024 bytes"));
   ASSERT_TRUE(waitReaped(loop_, *worker));
   EXPECT_TRUE(noLongerAChild(worker->pid()));
 }
@@ -304,8 +305,8 @@ TEST_F(WorkerTest, RetiredWorkerFinishesItsCallsInFlightFirst) {
   worker->retire();
   ASSERT_TRUE(loop_.runUntil([&] { return slow->done; }, kProcessDeadline));
 
-  ASSERT_EQ(slow->value->status, ReplyStatus::Replied);
-  EXPECT_EQ(slow->value->frame.at("result").at("tag"), "x");
+  ASSERT_EQ(errorOf(*slow->value), std::nullopt);
+  EXPECT_EQ(resultOf(*slow->value).at("tag"), "x");
   ASSERT_TRUE(waitReaped(loop_, *worker));
 }
 
@@ -315,7 +316,7 @@ TEST_F(WorkerTest, RetiredWorkerThatIgnoresItsInputIsKilledAfterTheGrace) {
   auto worker = launchReady(options);
   // Spinning: it never reads its input again, so it cannot notice the end of it.
   auto spin = loop_.run(callRun(worker, "spin", {}, 50ms));
-  ASSERT_EQ(spin.status, ReplyStatus::TimedOut);
+  ASSERT_EQ(errorOf(spin), Errc::RunTimedOut);
 
   worker->retire();
 
@@ -338,14 +339,14 @@ TEST_F(WorkerTest, ALongCallLowersTheWorkerUntilItEnds) {
   worker->adjustPriority();
 
   EXPECT_TRUE(worker->lowered());
-  EXPECT_EQ(niceOf(worker->pid()), 19);
+  EXPECT_EQ(process::niceOf(worker->pid()), 19);
   ASSERT_TRUE(loop_.runUntil([&] { return slow->done; }));
-  EXPECT_EQ(slow->value->status, ReplyStatus::Replied);
-  if (canRaisePriority()) {
+  EXPECT_EQ(errorOf(*slow->value), std::nullopt);
+  if (process::canRaisePriority()) {
     EXPECT_FALSE(worker->lowered());
-    EXPECT_EQ(niceOf(worker->pid()), 0);
+    EXPECT_EQ(process::niceOf(worker->pid()), 0);
   } else {
-    EXPECT_EQ(niceOf(worker->pid()), 19);  // without CAP_SYS_NICE it stays lowered
+    EXPECT_EQ(process::niceOf(worker->pid()), 19);  // without CAP_SYS_NICE it stays lowered
   }
 }
 
@@ -359,7 +360,7 @@ TEST_F(WorkerTest, AShortCallDoesNotLowerTheWorker) {
   worker->adjustPriority();
 
   EXPECT_FALSE(worker->lowered());
-  EXPECT_EQ(niceOf(worker->pid()), 0);
+  EXPECT_EQ(process::niceOf(worker->pid()), 0);
 }
 
 TEST_F(WorkerTest, ATimedOutCallKeepsTheWorkerLoweredUntilItAnswersAgain) {
@@ -372,14 +373,14 @@ TEST_F(WorkerTest, ATimedOutCallKeepsTheWorkerLoweredUntilItAnswersAgain) {
   worker->adjustPriority();
   ASSERT_TRUE(worker->lowered());
   ASSERT_TRUE(loop_.runUntil([&] { return spin->done; }));
-  ASSERT_EQ(spin->value->status, ReplyStatus::TimedOut);
+  ASSERT_EQ(errorOf(*spin->value), Errc::RunTimedOut);
 
   worker->adjustPriority();
   EXPECT_TRUE(worker->lowered());  // it may still be running the call that timed out
 
-  if (!canRaisePriority()) return;
+  if (!process::canRaisePriority()) return;
   auto pong = loop_.run(callPing(worker, 5000ms));
-  ASSERT_EQ(pong.status, ReplyStatus::Replied);
+  ASSERT_TRUE(pong);
   EXPECT_FALSE(worker->lowered());
 }
 

@@ -213,13 +213,13 @@ TEST_F(StoreTest, SaveRemovesScriptsOfTheLayoutBeforeContentAddressing) {
   EXPECT_THAT(entriesOf(root_ / "ws"), UnorderedElementsAre("workspace.yaml", scriptOf(*saved).filename().string()));
 }
 
-TEST_F(StoreTest, ScriptForReturnsTheBoundVersionAndTouchesIt) {
+TEST_F(StoreTest, SyncScriptReturnsTheBoundVersionAndTouchesIt) {
   auto v1 = store().save(hello());
   auto v2 = store().save(hello("ws", "Hi"));
   ASSERT_TRUE(v1 && v2);
   makeOld(scriptOf(*v1), kScriptGrace + std::chrono::minutes(1));
 
-  auto script = store().scriptFor("ws", Language::Node, v1->nodeScript);
+  auto script = store().syncScript(*v1, Language::Node);
 
   ASSERT_TRUE(script) << script.error().message;
   EXPECT_EQ(script->path, scriptOf(*v1));
@@ -230,32 +230,31 @@ TEST_F(StoreTest, ScriptForReturnsTheBoundVersionAndTouchesIt) {
   EXPECT_TRUE(fs::exists(scriptOf(*v1)));
 }
 
-TEST_F(StoreTest, ScriptForFallsBackToTheCurrentVersionWhenTheBoundOneIsGoneOrDamaged) {
+TEST_F(StoreTest, SyncScriptWritesTheBoundVersionAgainWhenItIsGoneOrDamaged) {
   auto v1 = store().save(hello());
   auto v2 = store().save(hello("ws", "Hi"));
   ASSERT_TRUE(v1 && v2);
 
   fs::remove(scriptOf(*v1));
-  auto collected = store().scriptFor("ws", Language::Node, v1->nodeScript);
+  auto collected = store().syncScript(*v1, Language::Node);
   ASSERT_TRUE(collected) << collected.error().message;
-  EXPECT_EQ(collected->version, v2->nodeScript);
-  EXPECT_EQ(collected->path, scriptOf(*v2));
+  EXPECT_EQ(collected->version, v1->nodeScript);  // still the run's version, not the current one
+  EXPECT_EQ(collected->path, scriptOf(*v1));
+  EXPECT_EQ(readAll(scriptOf(*v1)), generateNodeModule(hello(), v1->fingerprint));
 
   writeAll(scriptOf(*v2), "damaged");
-  auto damaged = store().scriptFor("ws", Language::Node, v2->nodeScript);
+  auto damaged = store().syncScript(*v2, Language::Node);
   ASSERT_TRUE(damaged) << damaged.error().message;
   EXPECT_EQ(damaged->version, v2->nodeScript);
   EXPECT_EQ(readAll(scriptOf(*v2)), generateNodeModule(hello("ws", "Hi"), v2->fingerprint));
   EXPECT_EQ(damaged->text, readAll(scriptOf(*v2)));
 }
 
-TEST_F(StoreTest, ScriptForALanguageTheCurrentVersionNoLongerHasIsNotFound) {
+TEST_F(StoreTest, SyncScriptOfALanguageTheVersionDoesNotUseIsNotFound) {
   auto node = store().save(hello());
   ASSERT_TRUE(node);
-  ASSERT_TRUE(store().save(workspaceOf("ws", R"({"functions": {"f": {"code": "return 1", "language": "python"}}})")));
-  fs::remove(scriptOf(*node));
 
-  auto script = store().scriptFor("ws", Language::Node, node->nodeScript);
+  auto script = store().syncScript(*node, Language::Python);
 
   ASSERT_FALSE(script);
   EXPECT_EQ(script.error().code, Errc::FunctionNotFound);

@@ -1,4 +1,4 @@
-#include "pool/priority.hpp"
+#include "process/priority.hpp"
 
 #include <dirent.h>
 #include <sys/resource.h>
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-namespace customcode::pool {
+namespace customcode::process {
 
 namespace {
 
@@ -66,4 +66,4 @@ std::optional<int> niceOf(pid_t tid) {
   return value;
 }
 
-}  // namespace customcode::pool
+}  // namespace customcode::process

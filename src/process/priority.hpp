@@ -4,7 +4,7 @@
 
 #include <optional>
 
-namespace customcode::pool {
+namespace customcode::process {
 
 // A worker busy with a long call runs at a high nice value, so that the short runs of every
 // workspace keep their CPU and latency beside it (docs/decisions.md, "Long calls").
@@ -21,4 +21,4 @@ bool canRaisePriority();
 // The nice value of thread `tid`, or nullopt when it is gone.
 std::optional<int> niceOf(pid_t tid);
 
-}  // namespace customcode::pool
+}  // namespace customcode::process

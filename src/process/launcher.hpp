@@ -4,7 +4,6 @@
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -15,7 +14,7 @@
 // Starting a worker process. The child gets fd 3 (requests in), fd 4 (frames out), stdout and
 // stderr on one pipe, stdin from /dev/null, no other fd, a process group of its own, and a
 // parent-death signal so no worker outlives the service.
-namespace customcode::pool {
+namespace customcode::process {
 
 struct ResourceLimits {
   std::optional<std::uint64_t> processes;     // RLIMIT_NPROC
@@ -68,14 +67,4 @@ bool spawnedHere(pid_t pid);
 // Forgets the pids spawnProcess started that are no child of ours any more (reaped by their owner).
 void forgetReapedSpawns();
 
-// What a short command printed (stdout and stderr, first 64 KiB) and how it ended.
-struct Finished {
-  std::string output;
-  int status = 0;         // as waitpid() reports it
-  bool timedOut = false;  // killed after `timeout`
-};
-
-// Runs `spec` to its end, blocking, for start-up probes. Fails when it cannot be started.
-Result<Finished> runToEnd(const LaunchSpec& spec, std::chrono::milliseconds timeout);
-
-}  // namespace customcode::pool
+}  // namespace customcode::process

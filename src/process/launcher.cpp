@@ -1,9 +1,8 @@
-#include "pool/launcher.hpp"
+#include "process/launcher.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -18,7 +17,7 @@
 #include <mutex>
 #include <unordered_set>
 
-namespace customcode::pool {
+namespace customcode::process {
 namespace {
 
 std::mutex gSpawnedMutex;
@@ -190,33 +189,4 @@ void forgetReapedSpawns() {
   }
 }
 
-Result<Finished> runToEnd(const LaunchSpec& spec, std::chrono::milliseconds timeout) {
-  auto child = spawnProcess(spec);
-  if (!child) return child.error();
-  ::close(child->requests);
-  ::close(child->frames);
-  Finished finished;
-  char buffer[4096];
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      finished.timedOut = true;
-      break;
-    }
-    pollfd p{.fd = child->output, .events = POLLIN, .revents = 0};
-    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (ready <= 0) continue;
-    auto n = ::read(child->output, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (finished.output.size() < 64 * 1024) finished.output.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(child->output);
-  if (finished.timedOut) ::kill(-child->pid, SIGKILL), ::kill(child->pid, SIGKILL);
-  while (::waitpid(child->pid, &finished.status, 0) < 0 && errno == EINTR) {
-  }
-  return finished;
-}
-
-}  // namespace customcode::pool
+}  // namespace customcode::process

@@ -1,0 +1,93 @@
+#include "pool/worker_factory.hpp"
+
+#include "common/async.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
+
+namespace customcode::pool {
+
+std::uint64_t versionOf(const workspace::StoredWorkspace& stored, workspace::Language language) {
+  return stored.script(language);
+}
+
+WorkerFactory::WorkerFactory(asio::any_io_executor executor, asio::thread_pool& fsPool,
+                             workspace::WorkspaceStore& store, const runtimes::Runtimes& runtimes, SparePool& spares,
+                             const config::Config& config, Metrics& metrics)
+    : executor_(executor),
+      fsPool_(fsPool),
+      store_(store),
+      runtimes_(runtimes),
+      spares_(spares),
+      config_(config),
+      metrics_(metrics) {}
+
+WorkerOptions WorkerFactory::options(std::string workspace, workspace::Language language, WorkerRole role) const {
+  return WorkerOptions{
+      .workspace = std::move(workspace),
+      .language = language,
+      .role = role,
+      .pingTimeout = config_.pool.pingTimeout,
+      .maxFrameBytes = config_.runtime.resultMaxBytes + config_.runtime.logsMaxBytes + 1024 * 1024,
+      .logsMaxBytes = config_.runtime.logsMaxBytes,
+      .killGrace = config_.pool.killGrace,
+      .longRunAfter = role == WorkerRole::Check ? std::chrono::milliseconds(0) : config_.pool.longRunAfter,
+      .longRunNice = config_.pool.longRunNice,
+      .metrics = role == WorkerRole::Check ? nullptr : &metrics_};
+}
+
+asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWanted wanted) {
+  if (!wanted.stored) throw std::logic_error("WorkerFactory::start: no workspace to load");
+  const auto language = wanted.language;
+  auto dir = store_.directory(wanted.workspace);
+  // A workspace without npm packages can be handed to a spare worker (a spare's sandbox cannot
+  // see any workspace directory): it gets the same text a fresh worker would read.
+  const bool spareCandidate = runtimes::traits(language).spares && config_.pool.spareWorkers > 0;
+  // The script of exactly the version the run resolved (wanted.stored, no second read of
+  // workspace.yaml), written if a save collected it meanwhile, and touched so that no save
+  // collects it while the worker starts. A named lambda (GCC 12, common/async.hpp).
+  auto locate = [&store = store_, stored = wanted.stored, language, dir, spareCandidate] {
+    std::error_code ec;
+    bool toSpare = spareCandidate && !std::filesystem::exists(dir / "node_modules", ec);
+    return std::make_pair(store.syncScript(*stored, language), toSpare);
+  };
+  auto located = co_await onPool(fsPool_, executor_, std::move(locate));
+  auto& script = located.first;
+  if (!script) {
+    if (script.error().code != Errc::StorageFailed) co_return script.error();
+    co_return Error{Errc::SpawnFailed, "The worker could not be started: " + script.error().message};
+  }
+  if (script->version != wanted.version)
+    throw std::logic_error("WorkerFactory::start: the script is not the version wanted");
+  if (located.second) {
+    auto spare = co_await takeOverSpare(wanted.workspace, std::move(script->text), script->path);
+    if (spare) co_return spare;
+  }
+  co_return Worker::start(executor_, runtimes_.workerCommand(language, dir, script->path),
+                          options(wanted.workspace, language, WorkerRole::Serve));
+}
+
+asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::string workspace, std::string script,
+                                                                      std::filesystem::path scriptPath) {
+  auto spare = spares_.take();
+  if (!spare) co_return nullptr;
+  const auto filename = scriptPath.string();  // named (GCC 12, common/async.hpp)
+  if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
+    log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,
+                      spare->pid());
+    spare->kill("it could not load the workspace");
+    co_return nullptr;
+  }
+  log::pool()->info("[ws:{}][pid {}] spare worker took over the workspace", workspace, spare->pid());
+  co_return spare;
+}
+
+Result<std::shared_ptr<Worker>> WorkerFactory::startSpare() {
+  return Worker::start(executor_, runtimes_.spareCommand(workspace::Language::Node),
+                       options("-", workspace::Language::Node, WorkerRole::Spare));
+}
+
+Result<std::shared_ptr<Worker>> WorkerFactory::startChecker(workspace::Language language) {
+  return Worker::start(executor_, runtimes_.checkerCommand(language), options("-", language, WorkerRole::Check));
+}
+
+}  // namespace customcode::pool
