@@ -4,10 +4,7 @@
 #include "common/log.hpp"
 #include "process/priority.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <signal.h>
 
@@ -132,13 +129,10 @@ asio::awaitable<void> Server::startServing() {
 
 asio::awaitable<void> Server::shutdown() {
   listener_.stopAccepting();
-  asio::steady_timer wait(ioc_.get_executor());
-  auto deadline = std::chrono::steady_clock::now() + config_.http.shutdownGrace;
-  while (listener_.requestsInFlight() > 0 && std::chrono::steady_clock::now() < deadline) {
-    wait.expires_after(10ms);
-    co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-  if (listener_.requestsInFlight() > 0)
+  // Named, not a temporary in the co_await expression (GCC 12, common/async.hpp).
+  const auto deadline = std::chrono::steady_clock::now() + config_.http.shutdownGrace;
+  const bool drained = co_await listener_.waitDrained(deadline);
+  if (!drained)
     log::app()->warn("{} request(s) still in flight after the shutdown timeout", listener_.requestsInFlight());
   spares_.shutdown();
   co_await checker_.shutdown();

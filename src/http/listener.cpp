@@ -113,6 +113,12 @@ void Listener::stopAccepting() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   backoff_.cancel();
+  if (inFlight_ == 0) drained_.set();
+}
+
+void Listener::requestDone() {
+  --inFlight_;
+  if (draining_ && inFlight_ == 0) drained_.set();
 }
 
 void Listener::shedOneConnection() {
@@ -201,9 +207,9 @@ asio::awaitable<void> Listener::session(tcp::socket socket) {
     if (headerError) break;  // closed, timed out or garbage: nothing to answer
     ++inFlight_;
     struct Done {
-      std::size_t& count;
-      ~Done() { --count; }
-    } done{inFlight_};
+      Listener& listener;
+      ~Done() { listener.requestDone(); }
+    } done{*this};
 
     const auto& header = parser.get();
     Error tooLarge{Errc::PayloadTooLarge, "Request body is larger than REQUEST_MAX_SIZE (" + sizeText(config_.requestMaxSize) + ")"};

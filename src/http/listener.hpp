@@ -1,6 +1,7 @@
 #pragma once
 
 #include "common/errors.hpp"
+#include "common/event.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "http/handlers.hpp"
@@ -40,6 +41,10 @@ class Listener {
 
   // Stops accepting; connections close after the response in progress.
   void stopAccepting();
+  // After stopAccepting(): waits until no request is in flight, or `deadline`; false if it passed.
+  asio::awaitable<bool> waitDrained(std::chrono::steady_clock::time_point deadline) {
+    co_return co_await drained_.waitUntil(deadline);
+  }
   std::size_t requestsInFlight() const { return inFlight_; }
   std::size_t connectionsOpen() const { return connections_; }
 
@@ -49,6 +54,7 @@ class Listener {
   // After accept() failed for want of descriptors: frees the reserve descriptor, accepts the
   // connection waiting and closes it, and takes the reserve back.
   void shedOneConnection();
+  void requestDone();
 
   asio::any_io_executor executor_;
   config::HttpConfig config_;
@@ -58,6 +64,7 @@ class Listener {
   asio::steady_timer backoff_;
   int reserveFd_ = -1;  // /dev/null, given up for a moment when descriptors run out
   bool draining_ = false;
+  Event drained_;  // set once draining_ and no request is in flight
   std::size_t inFlight_ = 0;
   std::size_t connections_ = 0;
 };

@@ -416,6 +416,19 @@ def test_sigterm_finishes_the_run_in_flight_exits_0_and_stops_workers(make_servi
     assert all(pid_gone(pid) for pid in workers), [p for p in workers if not pid_gone(p)]
 
 
+def test_sigterm_waits_at_most_shutdown_timeout_for_a_run_in_flight(make_service):
+    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "30000", "SHUTDOWN_TIMEOUT": "500"})
+    assert service.save("longrun", {"slow": {"code": "await new Promise((r) => setTimeout(r, 20000)); return 1;"}}).status_code == 200
+    t = threading.Thread(target=lambda: requests.post(f"{service.url}/v2/functions/longrun/run/slow", json={}, timeout=30),
+                         daemon=True)
+    t.start()
+    assert wait_for(lambda: service.metric("customcode_runs_in_flight") == 1)
+    service.proc.send_signal(signal.SIGTERM)
+    # The run would take 20 s; the drain gives up after 0.5 s and the workers are stopped.
+    assert service.proc.wait(10) == 0
+    assert "1 request(s) still in flight after the shutdown timeout" in service.log()
+
+
 def test_sigterm_stops_accepting_new_connections(make_service):
     service = make_service()
     port = service.port
