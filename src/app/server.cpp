@@ -57,7 +57,7 @@ std::vector<std::string> Server::prepare() {
   if (!problems.empty()) return problems;
   problems = prepareNetwork();
   if (!problems.empty()) return problems;
-  metrics_.isolation = pool::isolationName(sandbox_.isolation());
+  metrics_.isolation = sandbox::isolationName(sandbox_.isolation());
   api_.setIsolation(metrics_.isolation);
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
   if (config_.pool.longRunAfter.count() > 0 && !process::canRaisePriority())
@@ -80,13 +80,13 @@ std::vector<std::string> Server::prepare() {
 }
 
 std::vector<std::string> Server::prepareNetwork() {
-  std::optional<pool::LaunchSpec> probe;
+  std::optional<process::LaunchSpec> probe;
   if (sandbox_.isolated()) {
-    pool::LaunchSpec check;
+    process::LaunchSpec check;
     check.argv = {"/bin/true"};
     check.env = {"PATH=/usr/bin:/bin"};
     check.cwd = "/";
-    probe = sandbox_.wrap(std::move(check), pool::SandboxView{});
+    probe = sandbox_.wrap(std::move(check), sandbox::SandboxView{});
   }
   // Beside the workspaces but out of every sandbox's view: the rule set names the host's addresses.
   auto dir = store_.root() / ".network";

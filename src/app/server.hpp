@@ -7,12 +7,12 @@
 #include "http/handlers.hpp"
 #include "http/listener.hpp"
 #include "network/worker_network.hpp"
-#include "pool/sandbox.hpp"
+#include "sandbox/sandbox.hpp"
 #include "pool/spare_pool.hpp"
 #include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
-#include "runtimes/syntax_checker.hpp"
+#include "pool/syntax_checker.hpp"
 #include "workspace/workspace_store.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -58,12 +58,12 @@ class Server {
   workspace::WorkspaceStore store_;
   deps::NpmInstaller npm_;
   network::WorkerNetwork network_;  // outlives every worker
-  pool::Sandbox sandbox_;
+  sandbox::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerFactory factory_;
   pool::SparePool spares_;
   pool::WorkerPool pool_;
-  runtimes::SyntaxChecker checker_;
+  pool::SyntaxChecker checker_;
   http::Playground playground_;
   http::Api api_;
   http::Listener listener_;

@@ -10,7 +10,7 @@
 #include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
 #include "runtimes/runtime.hpp"
-#include "runtimes/syntax_checker.hpp"
+#include "pool/syntax_checker.hpp"
 #include "workspace/workspace_store.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -59,7 +59,7 @@ class Api {
     asio::thread_pool& fsPool;
     workspace::WorkspaceStore& store;
     pool::WorkerPool& pool;
-    runtimes::SyntaxChecker& checker;
+    pool::SyntaxChecker& checker;
     deps::NpmInstaller& npm;
     const runtimes::Runtimes& runtimes;
     Metrics& metrics;

@@ -39,7 +39,7 @@ struct LaunchSpec {
   std::optional<gid_t> gid;
   // Before the uid switch, in a mount namespace of the child's own: each `source` directory is
   // bound onto its `target` mount point, so the new uid can reach directories whose parents it
-  // could not search (see pool/sandbox.hpp). Needs CAP_SYS_ADMIN.
+  // could not search (see sandbox/sandbox.hpp). Needs CAP_SYS_ADMIN.
   std::vector<std::pair<std::filesystem::path, std::filesystem::path>> privateBinds;
   // After the uid switch, just before exec (async-signal-safe code only): what the sandbox adds
   // without namespaces (no_new_privs, a seccomp filter). Returns false, errno set, on failure.

@@ -40,7 +40,7 @@ const std::array<RuntimeTraits, kLanguages.size()> kTraits = {{
      .environment = {},
      .runTimeout = &config::PoolConfig::runTimeout,
      // V8 and WebAssembly reserve far more address space than they use.
-     .memory = pool::SandboxView::Memory::Data,
+     .memory = sandbox::SandboxView::Memory::Data,
      .nodePermissionModel = true,
      .spares = true},
     {.language = Language::Python,
@@ -55,7 +55,7 @@ const std::array<RuntimeTraits, kLanguages.size()> kTraits = {{
      // workspace's worker, and fail to under the process limits.
      .environment = {"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"},
      .runTimeout = &config::PoolConfig::pythonRunTimeout,
-     .memory = pool::SandboxView::Memory::AddressSpace,
+     .memory = sandbox::SandboxView::Memory::AddressSpace,
      .nodePermissionModel = false,
      .spares = false},
 }};
@@ -68,7 +68,7 @@ const RuntimeTraits& traits(Language language) {
   return row;
 }
 
-Runtimes::Runtimes(config::RuntimeConfig config, const pool::Sandbox& sandbox)
+Runtimes::Runtimes(config::RuntimeConfig config, const sandbox::Sandbox& sandbox)
     : config_(std::move(config)), sandbox_(sandbox) {
   findBootstraps();
 }
@@ -99,7 +99,7 @@ process::LaunchSpec Runtimes::workerCommand(Language language, const fs::path& w
 process::LaunchSpec Runtimes::sandboxed(process::LaunchSpec spec, const RuntimeTraits& row,
                                         const fs::path& workspaceDir) const {
   if (!sandbox_.prepared()) throw std::logic_error("a worker command was built before the sandbox was prepared");
-  pool::SandboxView view{.readOnly = {config_.bootstrapDir}, .memory = row.memory};
+  sandbox::SandboxView view{.readOnly = {config_.bootstrapDir}, .memory = row.memory};
   if (workspaceDir != config_.bootstrapDir) view.readOnly.push_back(workspaceDir);
   // Defence in depth: Node's permission model limits reads to the bootstrap and the workspace,
   // and refuses child processes, worker threads, native addons and process.binding.

@@ -2,7 +2,7 @@
 
 #include "common/errors.hpp"
 #include "config/config.hpp"
-#include "pool/sandbox.hpp"
+#include "sandbox/sandbox.hpp"
 #include "process/launcher.hpp"
 #include "workspace/workspace.hpp"
 
@@ -34,7 +34,7 @@ struct RuntimeTraits {
   std::vector<std::string> (*importArguments)(const config::RuntimeConfig&);
   std::vector<std::string_view> environment;  // NAME=value beyond the base environment
   std::chrono::milliseconds config::PoolConfig::*runTimeout;  // FUNCTIONS_RUN_TIMEOUT or its kin
-  pool::SandboxView::Memory memory;  // the memory limit that fits the interpreter
+  sandbox::SandboxView::Memory memory;  // the memory limit that fits the interpreter
   bool nodePermissionModel;          // takes Node's --permission flags (NODE_PERMISSION_MODEL)
   bool spares;                       // spare workers can take a workspace over (FUNCTIONS_SPARE_WORKERS)
 };
@@ -45,7 +45,7 @@ class Runtimes {
  public:
   // Every command is built through `sandbox` (limits, and bubblewrap when isolated), which must
   // be prepared before the first command is built; it is owned by the caller and outlives this.
-  Runtimes(config::RuntimeConfig config, const pool::Sandbox& sandbox);
+  Runtimes(config::RuntimeConfig config, const sandbox::Sandbox& sandbox);
 
   // The command of a worker that serves `workspaceDir`, whose generated script is `script`.
   process::LaunchSpec workerCommand(Language language, const std::filesystem::path& workspaceDir,
@@ -91,7 +91,7 @@ class Runtimes {
   void findBootstraps();
 
   config::RuntimeConfig config_;
-  const pool::Sandbox& sandbox_;
+  const sandbox::Sandbox& sandbox_;
   std::array<bool, kLanguages.size()> available_{};
   std::string nodeVersion_;                                    // e.g. "v20.20.2"; empty: not asked
   std::string permissionFlag_ = "--experimental-permission";  // empty: this Node.js has none

@@ -30,7 +30,7 @@ TMP_MAX = 4 * 1024 * 1024
 MEMORY_MAX_MB = 384
 LOGS_MAX = 64 * 1024
 RESULT_MAX = 1024 * 1024
-MAX_PROCESSES = 64  # pool::Sandbox::kMaxProcesses
+MAX_PROCESSES = 64  # sandbox::Sandbox::kMaxProcesses
 
 VICTIM = {
     "secret": {"code": f'return "{MARKER}";'},

@@ -75,7 +75,7 @@ class BootstrapContract : public ::testing::TestWithParam<Language> {
   bool python() const { return GetParam() == Language::Python; }
 
   TestLoop loop_;
-  pool::Sandbox sandbox_;
+  sandbox::Sandbox sandbox_;
   std::optional<Runtimes> runtimes_;
   fs::path dir_;
 };

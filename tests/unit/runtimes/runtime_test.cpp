@@ -27,7 +27,7 @@ config::RuntimeConfig runtimeConfig() {
 }
 
 // SANDBOX=none: the command lines themselves, with the limits but without bubblewrap (whose
-// arguments pool/sandbox_test.cpp checks).
+// arguments sandbox/sandbox_test.cpp checks).
 class RuntimeCommands : public ::testing::Test {
  protected:
   RuntimeCommands() : sandbox_(config::SandboxConfig{.mode = config::SandboxConfig::Mode::None}) {}
@@ -35,7 +35,7 @@ class RuntimeCommands : public ::testing::Test {
     ASSERT_TRUE(sandbox_.prepare({}).empty());
     ASSERT_FALSE(sandbox_.isolated());
   }
-  pool::Sandbox sandbox_;
+  sandbox::Sandbox sandbox_;
   Runtimes runtimes_{runtimeConfig(), sandbox_};
 };
 
@@ -88,7 +88,7 @@ TEST_F(RuntimeCommands, TheTableHasARowPerLanguageWithItsTimeout) {
 }
 
 TEST(RuntimeCommandsWithoutSandbox, NoCommandIsBuiltBeforeTheSandboxIsPrepared) {
-  pool::Sandbox sandbox(config::SandboxConfig{});
+  sandbox::Sandbox sandbox(config::SandboxConfig{});
   Runtimes runtimes(runtimeConfig(), sandbox);
 
   EXPECT_THROW(runtimes.workerCommand(Language::Node, "/data/ws", "/data/ws/functions.js"), std::logic_error);

@@ -13,7 +13,7 @@
 // write none), and a seccomp filter that refuses what functions never need (ptrace, mount,
 // namespaces, bpf, keyrings, perf, module loading, ...) and signals to anything but the worker's
 // own process group. Built in the service, applied in the child between fork and exec.
-namespace customcode::pool {
+namespace customcode::sandbox {
 
 // A seccomp filter compiled once (libseccomp), in which the child writes its own pid before it
 // loads it.
@@ -44,4 +44,4 @@ struct Confinement {
   static bool apply(const void* self);
 };
 
-}  // namespace customcode::pool
+}  // namespace customcode::sandbox

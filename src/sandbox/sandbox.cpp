@@ -1,8 +1,8 @@
-#include "pool/sandbox.hpp"
+#include "sandbox/sandbox.hpp"
 
 #include "common/log.hpp"
 #include "network/worker_network.hpp"
-#include "pool/confinement.hpp"
+#include "sandbox/confinement.hpp"
 #include "process/child.hpp"
 
 #include <sys/prctl.h>
@@ -16,7 +16,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace customcode::pool {
+namespace customcode::sandbox {
 namespace fs = std::filesystem;
 namespace {
 
@@ -305,4 +305,4 @@ std::vector<std::string> Sandbox::bwrapArguments(const LaunchSpec& spec, const S
   return a;
 }
 
-}  // namespace customcode::pool
+}  // namespace customcode::sandbox

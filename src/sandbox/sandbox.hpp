@@ -14,12 +14,12 @@
 // environment but the runtime's, no capabilities, no_new_privs, and a file system made of the
 // system directories, its bootstrap and its own workspace (all read-only) and a small private /tmp.
 // Where namespaces are refused, the restricted mode confines it without them (a uid of its own,
-// Landlock, seccomp: pool/confinement.hpp). Resource limits apply in every mode.
+// Landlock, seccomp: sandbox/confinement.hpp). Resource limits apply in every mode.
 namespace customcode::network {
 class WorkerNetwork;
 }
 
-namespace customcode::pool {
+namespace customcode::sandbox {
 
 class SeccompFilter;
 using process::LaunchSpec;
@@ -108,4 +108,4 @@ class Sandbox {
   std::vector<std::string> warnings_;
 };
 
-}  // namespace customcode::pool
+}  // namespace customcode::sandbox

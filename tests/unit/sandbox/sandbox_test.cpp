@@ -1,6 +1,6 @@
 // The bubblewrap command line of a worker. These tests need bubblewrap to work on this machine
 // (SANDBOX=bwrap): they assert the isolated mode rather than fall back.
-#include "pool/sandbox.hpp"
+#include "sandbox/sandbox.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 
-namespace customcode::pool {
+namespace customcode::sandbox {
 namespace {
 
 namespace fs = std::filesystem;
@@ -112,4 +112,4 @@ TEST_F(BubblewrapArguments, RunsAsTheSandboxUserWhenTheServiceIsRoot) {
 }
 
 }  // namespace
-}  // namespace customcode::pool
+}  // namespace customcode::sandbox

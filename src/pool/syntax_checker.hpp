@@ -10,14 +10,14 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
-namespace customcode::runtimes {
+namespace customcode::pool {
 
 // Compiles functions at save time in long-lived checker workers (one per runtime, started on first
 // use, restarted if they die), so that a syntax error is a 400 and never reaches a run.
 class SyntaxChecker {
  public:
   // `runtimes` and `factory` are owned by the caller and outlive the checker.
-  SyntaxChecker(boost::asio::any_io_executor executor, const Runtimes& runtimes, pool::WorkerFactory& factory,
+  SyntaxChecker(boost::asio::any_io_executor executor, const runtimes::Runtimes& runtimes, WorkerFactory& factory,
                 config::PoolConfig poolConfig);
 
   // Compiles every function of `workspace` whose runtime is available. Fails with InvalidRequest
@@ -28,12 +28,12 @@ class SyntaxChecker {
   boost::asio::awaitable<void> shutdown();
 
  private:
-  boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> spawnChecker(pool::WorkerWanted wanted);
+  boost::asio::awaitable<Result<std::shared_ptr<Worker>>> spawnChecker(WorkerWanted wanted);
 
-  const Runtimes& runtimes_;      // Owned by Server.
-  pool::WorkerFactory& factory_;  // Owned by Server.
+  const runtimes::Runtimes& runtimes_;      // Owned by Server.
+  WorkerFactory& factory_;  // Owned by Server.
   Metrics metrics_;           // the checkers' own, not reported
-  pool::WorkerPool checkers_;
+  WorkerPool checkers_;
 };
 
-}  // namespace customcode::runtimes
+}  // namespace customcode::pool

@@ -1,4 +1,4 @@
-#include "pool/confinement.hpp"
+#include "sandbox/confinement.hpp"
 
 #include <gtest/gtest.h>
 
@@ -17,7 +17,7 @@
 #include <functional>
 #include <string>
 
-namespace customcode::pool {
+namespace customcode::sandbox {
 namespace {
 namespace fs = std::filesystem;
 
@@ -107,4 +107,4 @@ TEST_F(ConfinementTest, RefusesNamespacesPtraceAndPrivileges) {
 }
 
 }  // namespace
-}  // namespace customcode::pool
+}  // namespace customcode::sandbox

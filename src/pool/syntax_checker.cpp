@@ -1,8 +1,8 @@
-#include "runtimes/syntax_checker.hpp"
+#include "pool/syntax_checker.hpp"
 
 #include <boost/json.hpp>
 
-namespace customcode::runtimes {
+namespace customcode::pool {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
@@ -10,8 +10,8 @@ namespace {
 constexpr auto kCheckTimeout = 10s;
 }
 
-SyntaxChecker::SyntaxChecker(boost::asio::any_io_executor executor, const Runtimes& runtimes,
-                             pool::WorkerFactory& factory, config::PoolConfig poolConfig)
+SyntaxChecker::SyntaxChecker(boost::asio::any_io_executor executor, const runtimes::Runtimes& runtimes,
+                             WorkerFactory& factory, config::PoolConfig poolConfig)
     : runtimes_(runtimes),
       factory_(factory),
       checkers_(executor,
@@ -22,15 +22,15 @@ SyntaxChecker::SyntaxChecker(boost::asio::any_io_executor executor, const Runtim
                                    .pingTimeout = poolConfig.pingTimeout,
                                    .startupTimeout = poolConfig.startupTimeout,
                                    .killGrace = poolConfig.killGrace},
-                [this](pool::WorkerWanted wanted) { return spawnChecker(std::move(wanted)); }, metrics_) {}
+                [this](WorkerWanted wanted) { return spawnChecker(std::move(wanted)); }, metrics_) {}
 
-boost::asio::awaitable<Result<std::shared_ptr<pool::Worker>>> SyntaxChecker::spawnChecker(pool::WorkerWanted wanted) {
+boost::asio::awaitable<Result<std::shared_ptr<Worker>>> SyntaxChecker::spawnChecker(WorkerWanted wanted) {
   co_return factory_.startChecker(wanted.language);
 }
 
 boost::asio::awaitable<Result<void>> SyntaxChecker::check(const workspace::Workspace& workspace) {
   json::array errors;
-  for (auto language : kLanguages) {
+  for (auto language : runtimes::kLanguages) {
     if (!workspace.uses(language) || !runtimes_.available(language)) continue;
     std::vector<pool::CheckedFunction> functions;
     for (const auto& function : workspace.functions) {
@@ -43,7 +43,7 @@ boost::asio::awaitable<Result<void>> SyntaxChecker::check(const workspace::Works
     Result<std::vector<pool::SyntaxProblem>> problems = Error{Errc::WorkerDied, "no checker"};
     for (int attempt = 0; attempt < 2; ++attempt) {
       // Named, not a temporary in the co_await expression (GCC 12, common/async.hpp).
-      pool::WorkerWanted wanted{.workspace = "-", .language = language, .version = 0, .stored = nullptr};
+      WorkerWanted wanted{.workspace = "-", .language = language, .version = 0, .stored = nullptr};
       auto checker = co_await checkers_.acquire(std::move(wanted));
       if (!checker) co_return checker.error();
       auto checked = co_await (*checker)->check(functions, kCheckTimeout);
@@ -74,4 +74,4 @@ boost::asio::awaitable<Result<void>> SyntaxChecker::check(const workspace::Works
 
 boost::asio::awaitable<void> SyntaxChecker::shutdown() { co_await checkers_.shutdown(1s); }
 
-}  // namespace customcode::runtimes
+}  // namespace customcode::pool

@@ -1,4 +1,4 @@
-#include "pool/confinement.hpp"
+#include "sandbox/confinement.hpp"
 
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -16,7 +16,7 @@
 #include <cstddef>
 #include <cstring>
 
-namespace customcode::pool {
+namespace customcode::sandbox {
 namespace {
 
 // System calls no function needs, refused with EPERM: debugging other processes, mounting,
@@ -180,4 +180,4 @@ bool Confinement::apply(const void* self) {
   return true;
 }
 
-}  // namespace customcode::pool
+}  // namespace customcode::sandbox
