@@ -85,7 +85,9 @@ TEST_F(BubblewrapArguments, BindsTheWorkspaceReadOnlyOverAPrivateTmpAndStartsInI
   auto source = ws;
   for (const auto& [from, onto] : spec.privateBinds)
     if (from == dir_ / "ws") source = onto.string();
-  if (::geteuid() != 0) EXPECT_TRUE(spec.privateBinds.empty());
+  if (::geteuid() != 0) {
+    EXPECT_TRUE(spec.privateBinds.empty());
+  }
 
   auto tmp = find(argv, {"--tmpfs", "/tmp"});
   auto bind = find(argv, {"--ro-bind", source, ws});
