@@ -2,10 +2,13 @@
 
 #include "common/text.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <string>
 #include <string_view>
 
 namespace customcode::http {
+namespace beast = boost::beast;
 namespace {
 
 std::string lowerTrimmed(std::string_view value) { return text::toLower(text::trim(value)); }
@@ -35,9 +38,11 @@ std::optional<Error> crossSiteProblem(const Request& request) {
 
   // Browsers set Sec-Fetch-Site themselves (pages cannot), and it survives proxies that rewrite
   // Host; Origin against Host covers browsers that predate it.
-  auto fetchSite = lowerTrimmed(request["Sec-Fetch-Site"]);
+  // On every POST of every run: compared in place, no copy unless refused.
+  auto fetchSite = text::trim(request["Sec-Fetch-Site"]);
   if (!fetchSite.empty()) {
-    if (fetchSite == "cross-site" || fetchSite == "same-site") return crossSite("Sec-Fetch-Site: " + fetchSite);
+    if (beast::iequals(fetchSite, "cross-site") || beast::iequals(fetchSite, "same-site"))
+      return crossSite("Sec-Fetch-Site: " + lowerTrimmed(fetchSite));
   } else if (auto origin = request.find(bhttp::field::origin); origin != request.end()) {
     auto value = lowerTrimmed(origin->value());
     auto host = lowerTrimmed(request[bhttp::field::host]);
@@ -47,8 +52,7 @@ std::optional<Error> crossSiteProblem(const Request& request) {
   auto type = request.find(bhttp::field::content_type);
   if (type == request.end() && request.body().empty()) return std::nullopt;
   std::string_view declared = type == request.end() ? std::string_view() : std::string_view(type->value());
-  auto mediaType = lowerTrimmed(declared.substr(0, declared.find(';')));
-  if (mediaType != "application/json") {
+  if (!beast::iequals(text::trim(declared.substr(0, declared.find(';'))), "application/json")) {
     return Error{Errc::UnsupportedMediaType,
                  "The request body must be JSON sent with \"Content-Type: application/json\"" +
                      (declared.empty() ? std::string(" (no Content-Type was sent)")
