@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
 
 namespace customcode::app {
@@ -94,8 +95,17 @@ std::vector<std::string> Server::prepare() {
 }
 
 std::vector<std::string> Server::prepareNetwork() {
+  // Workers may join the namespace when nothing of them has capabilities over it: bubblewrap's
+  // own user namespace has none; a restricted worker of a root service has a uid of its own. A
+  // restricted worker of another service shares its uid, which owns the holder's user namespace
+  // (and so every capability over the network namespace), so it stays out.
   std::optional<pool::LaunchSpec> probe;
-  if (sandbox_.isolated()) {
+  std::string whyNoProbe = "workers are not sandboxed (see SANDBOX), so they could leave any namespace";
+  const bool restricted = sandbox_.isolation() == pool::Isolation::Restricted;
+  if (restricted && ::geteuid() != 0)
+    whyNoProbe = "restricted workers of a service that is not root share its uid, which would have every capability "
+                 "over the workers' network namespace (see docs/security.md)";
+  if (sandbox_.isolated() || (restricted && ::geteuid() == 0)) {
     pool::LaunchSpec check;
     check.argv = {"/bin/true"};
     check.env = {"PATH=/usr/bin:/bin"};
@@ -107,7 +117,7 @@ std::vector<std::string> Server::prepareNetwork() {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  auto problems = network_.prepare(std::move(probe), dir);
+  auto problems = network_.prepare(std::move(probe), dir, std::move(whyNoProbe));
   if (!problems.empty()) return problems;
   sandbox_.useNetwork(&network_);
   metrics_.workerNetwork = network::WorkerNetwork::modeName(network_.mode());
