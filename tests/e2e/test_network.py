@@ -632,33 +632,101 @@ def test_only_the_resolver_is_reachable_on_the_hosts_loopback(behind_loopback_re
     assert local_server.requests == before
 
 
-@pytest.mark.parametrize("user, allow", [("root", "127.0.0.1:{port}"), ("unprivileged", "127.0.0.1/32:{port}")])
-def test_allow_opens_one_port_of_the_hosts_loopback(binary, outside, local_server, data_base, user, allow):
+PY_UDP_ECHO = """
+import socket
+try:
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(b"ping", (host, port))
+    return {"echo": s.recvfrom(512)[0].decode()}
+except Exception as e:
+    return {"error": type(e).__name__ + ": " + str(e)}
+"""
+UDP_ECHO = {"udp_echo": {"code": PY_UDP_ECHO, "language": "python",
+                         "parameters": {"host": {"type": "string"}, "port": {"type": "integer"}}}}
+
+
+class UdpEcho:
+    """A UDP server on one loopback address of this machine (a metrics agent, say): echoes."""
+
+    def __init__(self, host, port):
+        import socket
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.1)
+        self.received = 0
+        self.closing = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        while not self.closing:
+            try:
+                data, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            self.received += 1
+            self.sock.sendto(data, peer)
+
+    def close(self):
+        self.closing = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("user, allow, loopback", [("root", "127.0.0.1:{port}", "127.0.0.1"),
+                                                   ("unprivileged", "127.0.0.1/32:{port}", "127.0.0.1"),
+                                                   ("root", "[::1]:{port}", "::1")])
+def test_allow_opens_one_port_of_the_hosts_loopback(binary, outside, local_server, data_base, user, allow, loopback):
     other = LocalServer()
-    service = network_service(binary, outside, data_base, f"allow-loopback-{user}", unprivileged=user == "unprivileged",
+    udp = UdpEcho(loopback, local_server.port)  # the same port number, over UDP
+    other_loopback = "::1" if loopback == "127.0.0.1" else "127.0.0.1"
+    service = network_service(binary, outside, data_base, f"allow-loopback-{user}-{loopback}",
+                              unprivileged=user == "unprivileged",
                               WORKER_NETWORK_ALLOW=allow.format(port=local_server.port))
     try:
         assert_mode(service, "isolated")
-        assert service.save("probe", CLIENTS).status_code == 200
+        assert service.save("probe", {**CLIENTS, **UDP_ECHO}).status_code == 200
         assert service.save("victim", VICTIM).status_code == 200
         before = local_server.requests
         for client in ("py_urllib", "js_http", "js_fetch"):
-            got = call(service, client, url=f"http://127.0.0.1:{local_server.port}/")
+            got = call(service, client, url=f"http://{url_host(loopback)}:{local_server.port}/")
             assert got == {"status": 200, "body": "local"}, (client, got)
         assert local_server.requests == before + 3
-        # Only that port, and only on 127.0.0.1: the service, another local server, ::1, the host's
-        # other addresses stay closed.
-        for url in (f"http://127.0.0.1:{service.port}/v2/functions/victim", f"http://127.0.0.1:{other.port}/",
-                    f"http://localhost:{other.port}/", f"http://[::1]:{local_server.port}/",
+        assert call(service, "udp_echo", host=loopback, port=local_server.port) == {"echo": "ping"}
+        assert udp.received == 1
+        # Only that port, and only on that address: the service, another local server, the other
+        # loopback address, the host's other addresses stay closed.
+        for url in (f"http://{url_host(loopback)}:{service.port}/v2/functions/victim",
+                    f"http://{url_host(loopback)}:{other.port}/", f"http://localhost:{other.port}/",
+                    f"http://{url_host(other_loopback)}:{local_server.port}/",
                     f"http://{outside.host_address}:{local_server.port}/"):
             for client in ("py_urllib", "js_net"):
                 got = call(service, client, url=url, method="POST", body=REPLACEMENT)
                 assert blocked(got), (client, url, got)
         assert local_server.requests == before + 3 and other.requests == 0
+        assert "error" in call(service, "udp_echo", host=loopback, port=other.port)
+        assert udp.received == 1
         assert_victim_unchanged(service)
     finally:
         service.stop()
         other.close()
+        udp.close()
+
+
+def test_allow_opens_one_port_of_a_denied_range(binary, outside, data_base):
+    service = network_service(binary, outside, data_base, "allow-port", WORKER_NETWORK_DENY="198.18.0.0/15",
+                              WORKER_NETWORK_ALLOW=f"{outside.address}:{HTTPS_PORT}")
+    try:
+        assert_mode(service, "isolated")
+        assert service.save("probe", CLIENTS).status_code == 200
+        for client in ("py_urllib", "js_http"):
+            got = call(service, client, url=outside.https_url(), ca=outside.ca)
+            assert got == {"status": 200, "body": "outside"}, (client, got)
+            assert blocked(call(service, client, url=outside.url())), client
+    finally:
+        service.stop()
 
 
 # ---- the host's addresses change ----
