@@ -13,8 +13,8 @@ packages=(
   chromium chromium-driver python3-selenium  # the playground's browser test
 )
 # Worker network isolation (docs/security.md): pasta, nftables, unshare (util-linux), and iproute2
-# for the tests' own "outside" namespace.
-packages+=(passt nftables util-linux iproute2)
+# for the tests' own "outside" namespace, openssl for its HTTPS server's certificate.
+packages+=(passt nftables util-linux iproute2 openssl)
 # Deploy tests (tests/deploy): a container engine, debootstrap for the offline base image, the
 # proxy, and kubectl for `kubectl kustomize` (Debian's kubernetes-client unless one is installed).
 packages+=(podman runc containernetworking-plugins iptables fuse-overlayfs debootstrap haproxy curl)

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
 
 namespace customcode::app {
@@ -80,8 +81,17 @@ std::vector<std::string> Server::prepare() {
 }
 
 std::vector<std::string> Server::prepareNetwork() {
+  // Workers may join the namespace when nothing of them has capabilities over it: bubblewrap's
+  // own user namespace has none; a restricted worker of a root service has a uid of its own. A
+  // restricted worker of another service shares its uid, which owns the holder's user namespace
+  // (and so every capability over the network namespace), so it stays out.
   std::optional<process::LaunchSpec> probe;
-  if (sandbox_.isolated()) {
+  std::string whyNoProbe = "workers are not sandboxed (see SANDBOX), so they could leave any namespace";
+  const bool restricted = sandbox_.isolation() == sandbox::Isolation::Restricted;
+  if (restricted && ::geteuid() != 0)
+    whyNoProbe = "restricted workers of a service that is not root share its uid, which would have every capability "
+                 "over the workers' network namespace (see docs/security.md)";
+  if (sandbox_.isolated() || (restricted && ::geteuid() == 0)) {
     process::LaunchSpec check;
     check.argv = {"/bin/true"};
     check.env = {"PATH=/usr/bin:/bin"};
@@ -93,7 +103,7 @@ std::vector<std::string> Server::prepareNetwork() {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  auto problems = network_.prepare(std::move(probe), dir);
+  auto problems = network_.prepare(std::move(probe), dir, std::move(whyNoProbe));
   if (!problems.empty()) return problems;
   sandbox_.useNetwork(&network_);
   metrics_.workerNetwork = network::WorkerNetwork::modeName(network_.mode());

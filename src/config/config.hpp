@@ -90,7 +90,8 @@ struct WorkerNetworkConfig {
   // instead of falling back to host.
   bool required = false;
   std::vector<network::Cidr> deny;   // WORKER_NETWORK_DENY: added to the default list
-  std::vector<network::Cidr> allow;  // WORKER_NETWORK_ALLOW: reachable even when denied
+  // WORKER_NETWORK_ALLOW: reachable even when denied; ports of the host's loopback through pasta.
+  std::vector<network::AllowedDestination> allow;
   std::filesystem::path pastaPath = "/usr/bin/pasta";
   std::filesystem::path nftPath = "/usr/sbin/nft";
   std::filesystem::path unsharePath = "/usr/bin/unshare";

@@ -65,6 +65,14 @@ auto cidrs(std::function<std::vector<network::Cidr>&(Config&)> field) {
   };
 }
 
+auto allowList(std::function<std::vector<network::AllowedDestination>&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    std::string error;
+    field(c) = network::parseAllowList(text, error);
+    return error;
+  };
+}
+
 auto path(std::function<std::filesystem::path&(Config&)> field) {
   return [field](std::string_view text, Config& c) -> std::string {
     if (text::trim(text).empty()) return "must not be empty";
@@ -210,7 +218,8 @@ const std::vector<Variable>& variables() {
          return {};
        }},
       {"WORKER_NETWORK_DENY", cidrs([](Config& c) -> std::vector<network::Cidr>& { return c.network.deny; })},
-      {"WORKER_NETWORK_ALLOW", cidrs([](Config& c) -> std::vector<network::Cidr>& { return c.network.allow; })},
+      {"WORKER_NETWORK_ALLOW",
+       allowList([](Config& c) -> std::vector<network::AllowedDestination>& { return c.network.allow; })},
       {"LOG_LEVEL",
        [](std::string_view text, Config& c) -> std::string {
          auto v = text::toLower(text::trim(text));

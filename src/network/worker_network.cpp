@@ -2,6 +2,7 @@
 
 #include "common/files.hpp"
 #include "common/log.hpp"
+#include "network/resolver.hpp"
 #include "process/child.hpp"
 
 #include <fcntl.h>
@@ -33,6 +34,7 @@ constexpr auto kPastaStartTimeout = 5s;
 constexpr auto kCommandTimeout = 10s;
 constexpr const char* kRulesFile = "worker-network.nft";
 constexpr const char* kPastaLog = "pasta.log";
+constexpr const char* kHostResolvConf = "/etc/resolv.conf";
 
 std::string readSome(int fd) {
   std::string out;
@@ -173,9 +175,30 @@ std::vector<Cidr> hostAddresses() {
   return out;
 }
 
-std::string isolationRuleset(const std::vector<Cidr>& deny, const std::vector<Cidr>& allow) {
+std::string isolationRuleset(const std::vector<Cidr>& deny, const std::vector<AllowedDestination>& allow,
+                             const std::vector<Cidr>& dnsForward) {
   auto denied = deny;
-  auto allowed = allow;
+  std::vector<Cidr> allowed;
+  std::string loopbackPorts;  // rules for the host's loopback ports pasta forwards
+  std::string otherPorts;     // rules for ports of other ranges
+  for (const auto& destination : allow) {
+    if (destination.everyPort()) {
+      allowed.push_back(destination.cidr);
+      continue;
+    }
+    const std::string family = destination.cidr.ipv6 ? "ip6" : "ip";
+    const std::string address = destination.cidr.text();
+    std::string ports = std::to_string(destination.firstPort);
+    if (destination.lastPort != destination.firstPort) ports += "-" + std::to_string(destination.lastPort);
+    if (destination.loopback()) {
+      loopbackPorts += "    " + family + " daddr " + address + " meta l4proto { tcp, udp } th dport " + ports + " accept\n";
+      // pasta's end of the forwarded connection answers from that port, over loopback too.
+      loopbackPorts += "    " + family + " saddr " + address + " " + family + " daddr " + address +
+                       " meta l4proto { tcp, udp } th sport " + ports + " accept\n";
+    } else {
+      otherPorts += "    " + family + " daddr " + address + " meta l4proto { tcp, udp } th dport " + ports + " accept\n";
+    }
+  }
   dropContained(denied);
   dropContained(allowed);
   std::string out = "table inet customcode_workers {\n";
@@ -186,17 +209,24 @@ std::string isolationRuleset(const std::vector<Cidr>& deny, const std::vector<Ci
   out +=
       "  chain output {\n"
       "    type filter hook output priority filter; policy accept;\n"
-      "    ip daddr @allow4 accept\n"
-      "    ip6 daddr @allow6 accept\n"
       // pasta answers neighbour discovery for the IPv6 gateway, a link-local address.
       "    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept\n"
       // The answers `reject` sends to the worker's own socket pass through this chain too (over
       // the loopback interface): they must get through for a connect() to fail at once.
       "    icmp type destination-unreachable accept\n"
       "    icmpv6 type destination-unreachable accept\n"
-      "    tcp flags & rst == rst accept\n"
-      // The namespace's own addresses: one worker's server is not another's to reach.
-      "    oifname \"lo\" jump refuse\n"
+      "    tcp flags & rst == rst accept\n";
+  out += loopbackPorts;
+  // The namespace's own addresses: one worker's server is not another's to reach. Before the
+  // allowed ranges, so that no range (0.0.0.0/0) opens them.
+  out += "    oifname \"lo\" jump refuse\n";
+  for (const auto& forward : dnsForward)
+    out += std::string("    ") + (forward.ipv6 ? "ip6" : "ip") + " daddr " + forward.text() + " udp dport 53 accept\n";
+  out +=
+      "    ip daddr @allow4 accept\n"
+      "    ip6 daddr @allow6 accept\n";
+  out += otherPorts;
+  out +=
       "    ip daddr @deny4 jump refuse\n"
       "    ip6 daddr @deny6 jump refuse\n"
       "  }\n"
@@ -226,12 +256,16 @@ const char* WorkerNetwork::modeName(Mode mode) {
 std::string WorkerNetwork::describe() const {
   switch (mode_) {
     case Mode::Isolated: {
+      std::lock_guard lock(rulesMutex_);
       std::string text = "isolated (a shared namespace reached through pasta; denied:";
       for (const auto& cidr : denied_) text += " " + cidr.text();
       if (!config_.allow.empty()) {
         text += "; allowed:";
-        for (const auto& cidr : config_.allow) text += " " + cidr.text();
+        for (const auto& destination : config_.allow) text += " " + destination.text();
       }
+      text += "; DNS forwarded to the service's resolver through";
+      for (const auto& forward : dnsForward_) text += " " + forward.text().substr(0, forward.text().find('/'));
+      if (dnsForward_.empty()) text += " nothing (no nameserver in " + std::string(kHostResolvConf) + ")";
       return text + ")";
     }
     case Mode::None: return "none (workers have no network)";
@@ -241,7 +275,7 @@ std::string WorkerNetwork::describe() const {
 }
 
 std::vector<std::string> WorkerNetwork::prepare(std::optional<process::LaunchSpec> sandboxedProbe,
-                                                const fs::path& runtimeDir) {
+                                                const fs::path& runtimeDir, std::string whyNoProbe) {
   std::vector<std::string> problems;
   const Mode asked = config_.mode;
   if (asked == Mode::Host) {
@@ -251,13 +285,22 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<process::LaunchSpe
     return problems;
   }
   std::string failure;
-  if (!sandboxedProbe) failure = "workers are not sandboxed (see SANDBOX), so they could leave any namespace";
+  runtimeDir_ = runtimeDir;
+  if (!sandboxedProbe) failure = std::move(whyNoProbe);
   if (failure.empty()) failure = startHolder();
+  if (failure.empty() && asked == Mode::Isolated) failure = writeResolvConf();
   if (failure.empty() && asked == Mode::Isolated) failure = startPasta(runtimeDir);
-  if (failure.empty() && asked == Mode::Isolated) failure = loadRules(runtimeDir);
+  if (failure.empty() && asked == Mode::Isolated) failure = loadRules(hostAddresses());
   if (failure.empty()) {
     mode_ = asked;
     failure = probe(std::move(*sandboxedProbe));
+  }
+  if (failure.empty() && asked == Mode::Isolated) {
+    // Subscribed before the addresses are read again, so that no change falls in between.
+    if (auto why = watch_.start([this] { refreshHostAddresses(); }); !why.empty())
+      failure = "cannot watch the host's addresses: " + why;
+    else
+      refreshHostAddresses();
   }
   if (failure.empty()) {
     log::app()->info("worker network: {}", describe());
@@ -316,8 +359,24 @@ std::string WorkerNetwork::startPasta(const fs::path& runtimeDir) {
   fs::remove(logFile, ec);
   // No port forwarded from the host into the namespace (-t, -u) nor from the namespace's loopback
   // to the host's (-T, -U); the gateway address is not mapped to the host's loopback.
+  // Ports of the host's loopback that WORKER_NETWORK_ALLOW opens are the exception: pasta listens
+  // on them on the namespace's loopback and connects to the host's (the rules admit only them).
+  std::string loopbackPorts;
+  for (const auto& destination : config_.allow) {
+    if (!destination.loopback()) continue;
+    if (!loopbackPorts.empty()) loopbackPorts += ",";
+    loopbackPorts += std::to_string(destination.firstPort);
+    if (destination.lastPort != destination.firstPort) loopbackPorts += "-" + std::to_string(destination.lastPort);
+  }
+  if (loopbackPorts.empty()) loopbackPorts = "none";
   std::vector<std::string> argv{config_.pastaPath.string(), "--foreground", "--config-net", "-t", "none", "-u", "none",
-                                "-T", "none", "-U", "none", "--no-map-gw", "--log-file", logFile.string()};
+                                "-T", loopbackPorts, "-U", loopbackPorts, "--no-map-gw", "--log-file", logFile.string()};
+  // UDP to port 53 of these addresses goes to the service's first resolver of the same IP
+  // version, read from its /etc/resolv.conf, loopback or not (network/resolver.hpp).
+  for (const auto& forward : dnsForward_) {
+    auto address = forward.text();
+    argv.insert(argv.end(), {"--dns-forward", address.substr(0, address.find('/'))});
+  }
   // As root, pasta would switch to nobody, who may neither join a namespace root made nor open
   // /dev/net/tun where it is 0600. It still confines itself (own namespaces, no capabilities,
   // seccomp) once set up.
@@ -362,17 +421,44 @@ std::string WorkerNetwork::startPasta(const fs::path& runtimeDir) {
   return failure;
 }
 
-std::string WorkerNetwork::loadRules(const fs::path& runtimeDir) {
+std::string WorkerNetwork::writeResolvConf() {
+  auto resolver = workerResolver(readFileText(kHostResolvConf));
+  dnsForward_.clear();
+  if (resolver.forward4) dnsForward_.push_back(*parseCidr(kDnsForward4));
+  if (resolver.forward6) dnsForward_.push_back(*parseCidr(kDnsForward6));
+  // Not under the data root: bubblewrap opens what it binds as the workers' uid, and the file
+  // holds nothing secret (it is what every worker reads).
+  std::string pattern = (fs::temp_directory_path() / "customcode-resolver-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) return std::string("cannot make a directory in /tmp: ") + std::strerror(errno);
+  resolvDir_ = pattern;
+  resolvConf_ = resolvDir_ / "resolv.conf";
+  std::error_code ec;
+  fs::permissions(resolvDir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec, ec);
+  {
+    std::ofstream out(resolvConf_, std::ios::trunc);
+    out << resolver.resolvConf;
+    if (!out.flush()) return "cannot write " + resolvConf_.string();
+  }
+  fs::permissions(resolvConf_, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read, ec);
+  if (ec) return "cannot make " + resolvConf_.string() + " readable: " + ec.message();
+  return {};
+}
+
+std::string WorkerNetwork::loadRules(const std::vector<Cidr>& hostAddresses) {
   if (::access(config_.nftPath.c_str(), X_OK) != 0)
     return config_.nftPath.string() + " is not an executable (install nftables)";
-  denied_ = defaultDenied();
-  for (const auto& cidr : hostAddresses())
-    if (std::find(denied_.begin(), denied_.end(), cidr) == denied_.end()) denied_.push_back(cidr);
-  denied_.insert(denied_.end(), config_.deny.begin(), config_.deny.end());
-  const auto rulesFile = runtimeDir / kRulesFile;
+  auto denied = defaultDenied();
+  for (const auto& cidr : hostAddresses)
+    if (std::find(denied.begin(), denied.end(), cidr) == denied.end()) denied.push_back(cidr);
+  denied.insert(denied.end(), config_.deny.begin(), config_.deny.end());
+  const auto rulesFile = runtimeDir_ / kRulesFile;
   {
+    // One nft transaction: the table is made if missing, removed and made anew, so a reload
+    // never leaves the namespace without rules.
     std::ofstream out(rulesFile, std::ios::trunc);
-    out << isolationRuleset(denied_, config_.allow);
+    out << "table inet customcode_workers\ndelete table inet customcode_workers\n"
+        << isolationRuleset(denied, config_.allow, dnsForward_);
     if (!out.flush()) return "cannot write " + rulesFile.string();
   }
   process::LaunchSpec spec;
@@ -385,7 +471,34 @@ std::string WorkerNetwork::loadRules(const fs::path& runtimeDir) {
   if (finished->timedOut) return "nft did not finish within 10 s";
   if (!WIFEXITED(finished->status) || WEXITSTATUS(finished->status) != 0)
     return "nft could not load the rules: " + shortened(finished->output) + " (" + exitText(finished->status) + ")";
+  std::lock_guard lock(rulesMutex_);
+  denied_ = std::move(denied);
+  hostAddresses_ = hostAddresses;
   return {};
+}
+
+void WorkerNetwork::refreshHostAddresses() {
+  std::lock_guard reload(reloadMutex_);
+  auto now = hostAddresses();
+  std::vector<Cidr> before;
+  {
+    std::lock_guard lock(rulesMutex_);
+    before = hostAddresses_;
+  }
+  std::string added, removed;
+  for (const auto& cidr : now)
+    if (std::find(before.begin(), before.end(), cidr) == before.end()) added += " " + cidr.text();
+  for (const auto& cidr : before)
+    if (std::find(now.begin(), now.end(), cidr) == now.end()) removed += " " + cidr.text();
+  if (added.empty() && removed.empty()) return;
+  if (auto failure = loadRules(now); !failure.empty()) {
+    log::app()->error("worker network: the host's addresses changed (added:{}; removed:{}) but the rules could not "
+                      "be updated: {}",
+                      added.empty() ? " none" : added, removed.empty() ? " none" : removed, failure);
+    return;
+  }
+  log::app()->info("worker network: the host's addresses changed, the rules are updated (denied now:{}; no longer:{})",
+                   added.empty() ? " none" : added, removed.empty() ? " none" : removed);
 }
 
 std::string WorkerNetwork::probe(process::LaunchSpec spec) const {
@@ -409,6 +522,7 @@ void WorkerNetwork::join(process::LaunchSpec& spec) const {
 }
 
 void WorkerNetwork::stop() {
+  watch_.stop();
   for (pid_t* pid : {&pasta_, &holder_}) {
     if (*pid <= 0) continue;
     ::kill(*pid, SIGKILL);
@@ -421,6 +535,12 @@ void WorkerNetwork::stop() {
   for (int* fd : {&userNs_, &netNs_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
+  }
+  if (!resolvDir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(resolvDir_, ec);
+    resolvDir_.clear();
+    resolvConf_.clear();
   }
 }
 

@@ -254,6 +254,12 @@ LaunchSpec Sandbox::confine(LaunchSpec spec, const SandboxView& view) const {
   if (!ec && !underSystemDir(interpreter)) confinement->readable.push_back(interpreterPrefix(interpreter).string());
   spec.beforeExec = &Confinement::apply;
   spec.beforeExecContext = std::move(confinement);
+  if (network_ != nullptr) {
+    network_->join(spec);
+    // The isolated network's resolver configuration over the host's, in a mount namespace of the
+    // worker's own (made before the uid switch and the confinement, which reads it afterwards).
+    if (!network_->resolvConf().empty()) spec.privateBinds.emplace_back(network_->resolvConf(), "/etc/resolv.conf");
+  }
   if (switchUser_) {
     // A uid of its own: the kernel then refuses its signals, ptrace and /proc reads towards the
     // service and every other worker, and RLIMIT_NPROC counts this worker alone.
@@ -285,7 +291,13 @@ std::vector<std::string> Sandbox::bwrapArguments(const LaunchSpec& spec, const S
     if (fs::is_symlink(dir, ec)) add({"--symlink", fs::read_symlink(dir, ec).string(), dir});
     else if (fs::is_directory(dir, ec)) add({"--ro-bind", dir, dir});
   }
-  for (const char* path : kEtcFiles) add({"--ro-bind-try", path, path});
+  for (const char* path : kEtcFiles) {
+    // The isolated network's resolver configuration replaces the host's (network/resolver.hpp).
+    if (network_ != nullptr && !network_->resolvConf().empty() && std::string_view(path) == "/etc/resolv.conf")
+      add({"--ro-bind", network_->resolvConf().string(), path});
+    else
+      add({"--ro-bind-try", path, path});
+  }
   // bwrap's /dev is a tmpfs the sandbox user owns: read-only, or /dev/shm would be an unbounded
   // in-memory disk.
   add({"--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"});

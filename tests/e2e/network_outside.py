@@ -1,10 +1,13 @@
 """The "outside" of the network tests, run inside a network namespace the tests make: an HTTP
-server and a tiny DNS server on one address. Standard library only.
+server, optionally an HTTPS one, and a tiny DNS server on one address. Standard library only.
 
-    python3 network_outside.py ADDRESS HTTP_PORT NAME
+    python3 network_outside.py ADDRESS HTTP_PORT NAME [HTTPS_PORT CERT_FILE KEY_FILE]
+    python3 network_outside.py --dns ADDRESS NAME ANSWER
 
-HTTP (every address of the namespace): GET / answers "outside", GET /bytes/N answers N bytes, POST echoes its body. DNS (UDP 53):
-NAME (type A) resolves to ADDRESS, every other name is NXDOMAIN. Prints "ready" when both listen.
+HTTP and HTTPS (every address of the namespace): GET / answers "outside", GET /bytes/N answers N
+bytes, POST echoes its body. DNS (UDP 53): NAME (type A) resolves to ADDRESS, every other name is
+NXDOMAIN. Prints "ready" when all listen. With --dns, only the DNS server, on ADDRESS (e.g. a
+loopback address of the host, standing in for a local resolver), answering ANSWER for NAME.
 """
 import http.server
 import socket
@@ -51,8 +54,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def dns(sock, address, name):
-    ip = socket.inet_aton(address)
+def dns(sock, answer, name):
+    ip = socket.inet_aton(answer)
     while True:
         query, peer = sock.recvfrom(512)
         if len(query) < 12:
@@ -77,8 +80,22 @@ def dns(sock, address, name):
 
 
 def main():
+    if sys.argv[1] == "--dns":
+        address, name, answer = sys.argv[2], sys.argv[3].lower(), sys.argv[4]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((address, 53))
+        print("ready", flush=True)
+        dns(sock, answer, name)
+        return
     address, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].lower()
     server = Server(("0.0.0.0", port), Handler)
+    if len(sys.argv) > 4:
+        import ssl
+        https = Server(("0.0.0.0", int(sys.argv[4])), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[5], sys.argv[6])
+        https.socket = context.wrap_socket(https.socket, server_side=True)
+        threading.Thread(target=https.serve_forever, daemon=True).start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((address, 53))
     threading.Thread(target=dns, args=(sock, address, name), daemon=True).start()

@@ -12,9 +12,10 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using Mode = WorkerNetworkConfig::Mode;
 
-std::vector<std::string> texts(const std::vector<network::Cidr>& list) {
+template <typename T>
+std::vector<std::string> texts(const std::vector<T>& list) {
   std::vector<std::string> out;
-  for (const auto& cidr : list) out.push_back(cidr.text());
+  for (const auto& item : list) out.push_back(item.text());
   return out;
 }
 
@@ -43,10 +44,18 @@ TEST(NetworkConfig, ReadsHostAndNone) {
 
 TEST(NetworkConfig, ReadsDenyAndAllowLists) {
   auto loaded = loadFrom({{"WORKER_NETWORK_DENY", "10.0.0.0/8, 172.16.0.0/12,fd00::/8"},
-                          {"WORKER_NETWORK_ALLOW", "10.1.2.3"}});
+                          {"WORKER_NETWORK_ALLOW", "10.1.2.3, 127.0.0.1:5432"}});
   ASSERT_THAT(loaded.errors, IsEmpty());
   EXPECT_THAT(texts(loaded.config.network.deny), ElementsAre("10.0.0.0/8", "172.16.0.0/12", "fd00::/8"));
-  EXPECT_THAT(texts(loaded.config.network.allow), ElementsAre("10.1.2.3/32"));
+  EXPECT_THAT(texts(loaded.config.network.allow), ElementsAre("10.1.2.3/32", "127.0.0.1/32:5432"));
+}
+
+TEST(NetworkConfig, LoopbackCanBeAllowedOnlyPortByPort) {
+  auto loaded = loadFrom({{"WORKER_NETWORK_ALLOW", "127.0.0.1"}});
+  ASSERT_EQ(loaded.errors.size(), 1u);
+  EXPECT_THAT(loaded.errors[0], HasSubstr("WORKER_NETWORK_ALLOW: \"127.0.0.1\" opens the host's loopback"));
+  // Ports belong to WORKER_NETWORK_ALLOW only.
+  EXPECT_EQ(loadFrom({{"WORKER_NETWORK_DENY", "10.0.0.1:80"}}).errors.size(), 1u);
 }
 
 TEST(NetworkConfig, BadValuesNameTheVariable) {

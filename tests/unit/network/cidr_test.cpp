@@ -62,5 +62,55 @@ TEST(Cidr, NamesTheBadItemOfAList) {
   EXPECT_THAT(error, HasSubstr("\"10.0.0.0/40\""));
 }
 
+std::string allowedText(std::string_view input) {
+  std::string why;
+  auto allowed = parseAllowed(input, why);
+  return allowed ? allowed->text() : "invalid: " + why;
+}
+
+TEST(AllowedDestination, TakesRangesWithOrWithoutPorts) {
+  EXPECT_EQ(allowedText("10.0.0.0/8"), "10.0.0.0/8");
+  EXPECT_EQ(allowedText("198.51.100.7"), "198.51.100.7/32");
+  EXPECT_EQ(allowedText("fd00::/8"), "fd00::/8");
+  EXPECT_EQ(allowedText("10.0.0.0/8:443"), "10.0.0.0/8:443");
+  EXPECT_EQ(allowedText(" 10.1.2.3:8000-8010 "), "10.1.2.3/32:8000-8010");
+  EXPECT_EQ(allowedText("[fd00::/8]:443"), "[fd00::/8]:443");
+  EXPECT_EQ(allowedText("[fd00::7]"), "fd00::7/128");
+}
+
+TEST(AllowedDestination, OpensTheHostsLoopbackOnlyPortByPortOn127001AndV6Loopback) {
+  EXPECT_EQ(allowedText("127.0.0.1:5432"), "127.0.0.1/32:5432");
+  EXPECT_EQ(allowedText("127.0.0.1/32:8125-8126"), "127.0.0.1/32:8125-8126");
+  EXPECT_EQ(allowedText("[::1]:5432"), "[::1/128]:5432");
+  std::string why;
+  auto allowed = parseAllowed("127.0.0.1:5432", why);
+  ASSERT_TRUE(allowed);
+  EXPECT_TRUE(allowed->loopback());
+  EXPECT_FALSE(parseAllowed("10.0.0.1:5432", why)->loopback());
+  for (const char* bad : {"127.0.0.1", "127.0.0.0/8:80", "127.0.0.2:80", "::1", "[::1]", "127.0.0.1/32"})
+    EXPECT_THAT(allowedText(bad), HasSubstr("opens the host's loopback")) << bad;
+  // A range around loopback is accepted: the rules keep loopback closed whatever is allowed.
+  EXPECT_EQ(allowedText("0.0.0.0/0"), "0.0.0.0/0");
+}
+
+TEST(AllowedDestination, RefusesBadPortsAndForms) {
+  for (const char* bad : {"10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:80-79", "10.0.0.1:", "10.0.0.1:http",
+                          "10.0.0.1:80-", "[fd00::1", "[fd00::1]80"})
+    EXPECT_THAT(allowedText(bad), HasSubstr("invalid")) << bad;
+  EXPECT_THAT(allowedText("example.com:80"), HasSubstr("is not an IPv4 or IPv6 address"));
+}
+
+TEST(AllowedDestination, ListsNameTheBadItem) {
+  std::string error;
+  auto list = parseAllowList("10.0.0.0/8, 127.0.0.1:5432,[::1]:9000-9001", error);
+  EXPECT_THAT(error, IsEmpty());
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[2].firstPort, 9000);
+  EXPECT_EQ(list[2].lastPort, 9001);
+  list = parseAllowList("10.0.0.0/8, 127.0.0.1", error);
+  EXPECT_THAT(list, IsEmpty());
+  EXPECT_THAT(error, HasSubstr("\"127.0.0.1\" opens the host's loopback"));
+}
+
 }  // namespace
 }  // namespace customcode::network
