@@ -81,6 +81,7 @@ class WorkerNetwork {
   std::thread pastaOutput_;  // logs what pasta writes to stdout/stderr after start-up
   int userNs_ = -1;
   int netNs_ = -1;
+  bool joinUserNs_ = false;  // workers join the holder's user namespace before its network namespace
   std::vector<std::string> warnings_;
 };
 
