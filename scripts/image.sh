@@ -47,8 +47,10 @@ build_args=()
 ca_bundle=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
 if [ -n "$ca_bundle" ] && [ -s "$ca_bundle" ]; then
   build_args+=(--secret "id=ca,src=$ca_bundle")
-  [ "$(basename "$engine")" = docker ] && export DOCKER_BUILDKIT=1
+  if [ "$(basename "$engine")" = docker ]; then export DOCKER_BUILDKIT=1; fi
 fi
+# CCACHE_DISABLE=1: compile without the engine's ccache mount (what a first build on a new machine costs).
+if [ -n "${CCACHE_DISABLE:-}" ]; then build_args+=(--build-arg "CCACHE_DISABLE=$CCACHE_DISABLE"); fi
 started=$SECONDS
 "$engine" "${engine_args[@]}" build "${build_args[@]}" --build-arg "BASE=$base" -t "$image" -f Containerfile .
 echo "image.sh: build took $((SECONDS - started)) s"
