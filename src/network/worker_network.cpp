@@ -289,8 +289,10 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<pool::LaunchSpec> 
 std::string WorkerNetwork::startHolder() {
   if (::access(config_.unsharePath.c_str(), X_OK) != 0)
     return config_.unsharePath.string() + " is not an executable (install util-linux)";
-  // A root service writes the id maps itself: root, and the sandbox's uid, which a worker that
-  // joins the user namespace (below) switches to. Any other service maps its own uid to root.
+  // A root service writes the id maps itself: root (nft, run in the namespace, keeps its
+  // capabilities across exec only as a mapped root; mapping root takes CAP_SETFCAP), and the
+  // sandbox's uid and gid, which a worker that joins the user namespace (below) switches to. Any
+  // other service maps its own uid to root.
   const bool root = ::geteuid() == 0;
   joinUserNs_ = !root || !hasSysAdmin();
   std::vector<std::string> argv{config_.unsharePath.string(), "--user", "--net", "--", kSleep, "infinity"};
