@@ -35,6 +35,8 @@ UNIQUE = f"customcode-container-e2e-{os.getpid()}"
 # What the sandbox and the workers' network need in a container, and nothing more (README,
 # "Deploy"): bubblewrap mounts a fresh /proc, which a masked one forbids; pasta needs the tun device.
 SANDBOX_OPTIONS = ["--security-opt", "unmask=/proc/*", "--device", "/dev/net/tun"]
+# The capabilities a root service needs (README): the sandboxed container runs with these only.
+CAPABILITIES = ["--cap-drop", "ALL", "--cap-add", "SETUID,SETGID,SETFCAP,KILL,NET_BIND_SERVICE"]
 # Explicit limits, within this process's own (podman's default open-file limit can exceed them).
 NOFILE = min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 NPROC = min(8192, resource.getrlimit(resource.RLIMIT_NPROC)[1])
@@ -161,7 +163,7 @@ class SandboxedContainer(attacks.Target):
                "FUNCTIONS_LOGS_MAX_SIZE": str(attacks.LOGS_MAX), "FUNCTIONS_RESULT_MAX_SIZE": str(attacks.RESULT_MAX),
                "NODE_BUILTIN_MODULES": "http,https,url,util,zlib,dns,stream,buffer,crypto,net",
                "PYTHON_BUILTIN_MODULES": "json,urllib,http,socket,os,subprocess,errno"}
-        engine("run", "-d", "--name", name, *SANDBOX_OPTIONS,
+        engine("run", "-d", "--name", name, *SANDBOX_OPTIONS, *CAPABILITIES,
                "--ulimit", f"nofile={NOFILE}:{NOFILE}", "--ulimit", f"nproc={NPROC}:{NPROC}",
                *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
                "-p", f"127.0.0.1:{self.port}:80", "-v", f"{data}:/data", IMAGE)

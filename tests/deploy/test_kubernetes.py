@@ -97,7 +97,7 @@ def test_the_sandbox_gets_what_it_needs_and_nothing_more():
     assert security["procMount"] == "Unmasked"
     assert security["allowPrivilegeEscalation"] is False
     assert "privileged" not in security
-    assert security["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"]}
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SETFCAP", "KILL", "NET_BIND_SERVICE"]}
 
 
 def test_without_user_namespaces_the_runtime_profiles_come_back():
