@@ -2,7 +2,6 @@
 
 #include "common/files.hpp"
 #include "common/log.hpp"
-#include "pool/sandbox.hpp"
 
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -262,7 +261,9 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<pool::LaunchSpec> 
   }
   std::string failure;
   if (!sandboxedProbe) failure = "workers are not sandboxed (see SANDBOX), so they could leave any namespace";
-  if (failure.empty()) failure = startHolder();
+  // The uid and gid the sandbox switches its workers to (a root service's): mapped in the holder's
+  // user namespace, for the workers that join it.
+  if (failure.empty()) failure = startHolder(sandboxedProbe->uid, sandboxedProbe->gid);
   if (failure.empty() && asked == Mode::Isolated) failure = startPasta(runtimeDir);
   if (failure.empty() && asked == Mode::Isolated) failure = loadRules(runtimeDir);
   if (failure.empty()) {
@@ -286,12 +287,12 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<pool::LaunchSpec> 
   return problems;
 }
 
-std::string WorkerNetwork::startHolder() {
+std::string WorkerNetwork::startHolder(std::optional<uid_t> workerUid, std::optional<gid_t> workerGid) {
   if (::access(config_.unsharePath.c_str(), X_OK) != 0)
     return config_.unsharePath.string() + " is not an executable (install util-linux)";
   // A root service writes the id maps itself: root (nft, run in the namespace, keeps its
   // capabilities across exec only as a mapped root; mapping root takes CAP_SETFCAP), and the
-  // sandbox's uid and gid, which a worker that joins the user namespace (below) switches to. Any
+  // workers' uid and gid, which a worker that joins the user namespace (below) switches to. Any
   // other service maps its own uid to root.
   const bool root = ::geteuid() == 0;
   joinUserNs_ = !root || !hasSysAdmin();
@@ -320,10 +321,11 @@ std::string WorkerNetwork::startHolder() {
   ::close(child->output);
   if (!failure.empty()) return failure;
   if (root) {
-    static_assert(pool::Sandbox::kSandboxUid != 0 && pool::Sandbox::kSandboxGid != 0);
     const auto proc = fs::path("/proc") / std::to_string(holder_);
-    for (auto [file, id] : {std::pair{"uid_map", pool::Sandbox::kSandboxUid}, std::pair{"gid_map", pool::Sandbox::kSandboxGid}}) {
-      const auto map = "0 0 1\n" + std::to_string(id) + " " + std::to_string(id) + " 1\n";
+    for (auto [file, id] : {std::pair<const char*, std::optional<unsigned>>{"uid_map", workerUid},
+                            std::pair<const char*, std::optional<unsigned>>{"gid_map", workerGid}}) {
+      auto map = std::string("0 0 1\n");
+      if (id && *id != 0) map += std::to_string(*id) + " " + std::to_string(*id) + " 1\n";
       int fd = ::open((proc / file).c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, map.data(), map.size()) != static_cast<ssize_t>(map.size())) {
         failure = std::string("cannot write the holder's ") + file + ": " + std::strerror(errno);

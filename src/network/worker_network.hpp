@@ -67,7 +67,7 @@ class WorkerNetwork {
 
  private:
   // Empty on success, else why it failed.
-  std::string startHolder();
+  std::string startHolder(std::optional<uid_t> workerUid, std::optional<gid_t> workerGid);
   std::string startPasta(const std::filesystem::path& runtimeDir);
   std::string loadRules(const std::filesystem::path& runtimeDir);
   std::string probe(pool::LaunchSpec spec) const;
