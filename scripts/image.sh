@@ -3,6 +3,8 @@
 #   IMAGE   name of the image to build          (default customcode:latest)
 #   BASE    base image of both stages           (default debian:13-slim)
 #   ENGINE  podman or docker                    (default: podman if installed, else docker)
+#   JOBS    stages podman builds in parallel    (default 2)
+#   CA_BUNDLE  CA certificates npm trusts in the build (default: the host's bundle; empty: none)
 # When BASE is neither present nor pullable (a machine that reaches only Debian's package
 # mirror), the base is made from Debian packages: debootstrap --variant=minbase trixie, imported
 # as BASE. The build stage needs network access to the Debian mirror for apt-get.
@@ -20,6 +22,7 @@ have_base() { "$engine" image inspect "$base" >/dev/null 2>&1; }
 
 if ! have_base && ! timeout 60 "$engine" pull -q "$base" >/dev/null 2>&1; then
   echo "image.sh: cannot pull $base; making it with debootstrap (Debian 13, minbase)"
+  base_started=$SECONDS
   command -v debootstrap >/dev/null || { echo "image.sh: debootstrap is not installed" >&2; exit 1; }
   rootfs=$(mktemp -d /var/tmp/customcode-base.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
@@ -32,10 +35,23 @@ if ! have_base && ! timeout 60 "$engine" pull -q "$base" >/dev/null 2>&1; then
   tar -C "$rootfs" -c . | "$engine" import --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
   rm -rf "$rootfs"
   trap - EXIT
+  echo "image.sh: base made in $((SECONDS - base_started)) s"
 fi
 
-format_args=()
+build_args=()
 # HEALTHCHECK is part of the docker image format only; podman builds OCI images by default.
-[ "$(basename "$engine")" = podman ] && format_args+=(--format docker)
-"$engine" "${engine_args[@]}" build "${format_args[@]}" --build-arg "BASE=$base" -t "$image" -f Containerfile .
+# --jobs 2: the compile stage and the runtime stage's package installs run side by side.
+[ "$(basename "$engine")" = podman ] && build_args+=(--format docker --jobs "${JOBS:-2}")
+# The CA bundle the build's npm trusts besides Node.js's own roots (the host's, by default), for a
+# host behind a proxy that re-signs TLS. CA_BUNDLE= (empty) passes none.
+ca_bundle=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
+if [ -n "$ca_bundle" ] && [ -s "$ca_bundle" ]; then
+  build_args+=(--secret "id=ca,src=$ca_bundle")
+  if [ "$(basename "$engine")" = docker ]; then export DOCKER_BUILDKIT=1; fi
+fi
+# CCACHE_DISABLE=1: compile without the engine's ccache mount (what a first build on a new machine costs).
+if [ -n "${CCACHE_DISABLE:-}" ]; then build_args+=(--build-arg "CCACHE_DISABLE=$CCACHE_DISABLE"); fi
+started=$SECONDS
+"$engine" "${engine_args[@]}" build "${build_args[@]}" --build-arg "BASE=$base" -t "$image" -f Containerfile .
+echo "image.sh: build took $((SECONDS - started)) s"
 "$engine" image inspect "$image" --format '{{.Size}}' | awk -v i="$image" '{ printf "image.sh: built %s, %.0f MB\n", i, $1 / 1e6 }'

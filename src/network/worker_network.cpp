@@ -7,10 +7,12 @@
 
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -124,6 +126,14 @@ std::string setDefinition(const char* name, bool ipv6, const std::vector<Cidr>& 
   }
   if (!elements.empty()) out += "    elements = { " + elements + " }\n";
   return out + "  }\n";
+}
+
+// Whether this process holds CAP_SYS_ADMIN: root on a host does, root in a container does not.
+bool hasSysAdmin() {
+  __user_cap_header_struct header{.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
 }
 
 // Starts a helper that lives as long as the service (parent-death signal); only its output pipe
@@ -287,7 +297,9 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<process::LaunchSpe
   std::string failure;
   runtimeDir_ = runtimeDir;
   if (!sandboxedProbe) failure = std::move(whyNoProbe);
-  if (failure.empty()) failure = startHolder();
+  // The uid and gid the sandbox switches its workers to (a root service's): mapped in the holder's
+  // user namespace, for the workers that join it.
+  if (failure.empty()) failure = startHolder(sandboxedProbe->uid, sandboxedProbe->gid);
   if (failure.empty() && asked == Mode::Isolated) failure = writeResolvConf();
   if (failure.empty() && asked == Mode::Isolated) failure = startPasta(runtimeDir);
   if (failure.empty() && asked == Mode::Isolated) failure = loadRules(hostAddresses());
@@ -319,10 +331,18 @@ std::vector<std::string> WorkerNetwork::prepare(std::optional<process::LaunchSpe
   return problems;
 }
 
-std::string WorkerNetwork::startHolder() {
+std::string WorkerNetwork::startHolder(std::optional<uid_t> workerUid, std::optional<gid_t> workerGid) {
   if (::access(config_.unsharePath.c_str(), X_OK) != 0)
     return config_.unsharePath.string() + " is not an executable (install util-linux)";
-  auto child = startHelper({config_.unsharePath.string(), "--user", "--map-root-user", "--net", "--", kSleep, "infinity"});
+  // A root service writes the id maps itself: root (nft, run in the namespace, keeps its
+  // capabilities across exec only as a mapped root; mapping root takes CAP_SETFCAP), and the
+  // workers' uid and gid, which a worker that joins the user namespace (below) switches to. Any
+  // other service maps its own uid to root.
+  const bool root = ::geteuid() == 0;
+  joinUserNs_ = !root || !hasSysAdmin();
+  std::vector<std::string> argv{config_.unsharePath.string(), "--user", "--net", "--", kSleep, "infinity"};
+  if (!root) argv.insert(argv.begin() + 2, "--map-root-user");
+  auto child = startHelper(std::move(argv));
   if (!child) return child.error().message;
   holder_ = child->pid;
   const auto comm = fs::path("/proc") / std::to_string(holder_) / "comm";
@@ -344,6 +364,21 @@ std::string WorkerNetwork::startHolder() {
   }
   ::close(child->output);
   if (!failure.empty()) return failure;
+  if (root) {
+    const auto proc = fs::path("/proc") / std::to_string(holder_);
+    for (auto [file, id] : {std::pair<const char*, std::optional<unsigned>>{"uid_map", workerUid},
+                            std::pair<const char*, std::optional<unsigned>>{"gid_map", workerGid}}) {
+      auto map = std::string("0 0 1\n");
+      if (id && *id != 0) map += std::to_string(*id) + " " + std::to_string(*id) + " 1\n";
+      int fd = ::open((proc / file).c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, map.data(), map.size()) != static_cast<ssize_t>(map.size())) {
+        failure = std::string("cannot write the holder's ") + file + ": " + std::strerror(errno);
+        if (fd >= 0) ::close(fd);
+        return failure;
+      }
+      ::close(fd);
+    }
+  }
   const auto ns = fs::path("/proc") / std::to_string(holder_) / "ns";
   userNs_ = ::open((ns / "user").c_str(), O_RDONLY | O_CLOEXEC);
   netNs_ = ::open((ns / "net").c_str(), O_RDONLY | O_CLOEXEC);
@@ -514,11 +549,13 @@ std::string WorkerNetwork::probe(process::LaunchSpec spec) const {
 
 void WorkerNetwork::join(process::LaunchSpec& spec) const {
   if (mode_ == Mode::Host || netNs_ < 0) return;
-  // Joining a network namespace takes CAP_SYS_ADMIN over its owner: root has it from outside; any
-  // other user gets it by joining the holder's user namespace first (bubblewrap then makes the
-  // worker's own, nested one, without capabilities).
-  if (::geteuid() == 0) spec.joinNamespaces = {netNs_};
-  else spec.joinNamespaces = {userNs_, netNs_};
+  // Joining a network namespace takes CAP_SYS_ADMIN over its owner and in the joiner's own user
+  // namespace: root on a host has both from outside; root in a container (no CAP_SYS_ADMIN) and
+  // any other user get them by joining the holder's user namespace first (a root service then
+  // switches to the sandbox's uid, mapped there; bubblewrap makes the worker's own, nested user
+  // namespace, without capabilities).
+  if (joinUserNs_) spec.joinNamespaces = {userNs_, netNs_};
+  else spec.joinNamespaces = {netNs_};
 }
 
 void WorkerNetwork::stop() {

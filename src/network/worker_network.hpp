@@ -80,7 +80,7 @@ class WorkerNetwork {
 
  private:
   // Empty on success, else why it failed.
-  std::string startHolder();
+  std::string startHolder(std::optional<uid_t> workerUid, std::optional<gid_t> workerGid);
   std::string writeResolvConf();
   std::string startPasta(const std::filesystem::path& runtimeDir);
   // Loads (or atomically replaces) the rule set, denying `hostAddresses` with the rest.
@@ -106,6 +106,7 @@ class WorkerNetwork {
   std::thread pastaOutput_;  // logs what pasta writes to stdout/stderr after start-up
   int userNs_ = -1;
   int netNs_ = -1;
+  bool joinUserNs_ = false;  // workers join the holder's user namespace before its network namespace
   std::vector<std::string> warnings_;
 };
 

@@ -155,7 +155,9 @@ bool Confinement::apply(const void* self) {
   const auto& c = *static_cast<const Confinement*>(self);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
   if (c.landlock) {
-    landlock_ruleset_attr attr{.handled_access_fs = kLandlockHandled};
+    // Zeroed first: newer kernel headers add fields (network, scopes) that stay unhandled.
+    landlock_ruleset_attr attr{};
+    attr.handled_access_fs = kLandlockHandled;
     int ruleset = static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
     if (ruleset < 0) return false;
     bool ok = true;

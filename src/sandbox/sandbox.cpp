@@ -276,9 +276,11 @@ std::vector<std::string> Sandbox::bwrapArguments(const LaunchSpec& spec, const S
   std::vector<std::string> a{config_.bwrapPath.string()};
   auto add = [&a](std::initializer_list<std::string> items) { a.insert(a.end(), items); };
   // Started as an unprivileged uid, bwrap makes a user namespace whose only uid is that one, so
-  // nothing in the sandbox maps to root on the host. bwrap sets no_new_privs itself.
+  // nothing in the sandbox maps to root on the host. bwrap sets no_new_privs itself. A UTS namespace
+  // of its own but no --hostname: container runtimes' default seccomp profiles (podman's, docker's)
+  // refuse sethostname without CAP_SYS_ADMIN, and the sandbox would not start in a container.
   add({"--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
-       "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"});
+       "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL"});
   add({"--clearenv"});
   for (const auto& entry : spec.env) {
     auto eq = entry.find('=');

@@ -1,8 +1,14 @@
-"""The container image behind HAProxy: builds the image (scripts/image.sh, which makes the Debian 13
-base with debootstrap when it cannot be pulled), starts two containers on one shared volume with
-the sandbox on, puts deploy/haproxy/haproxy.cfg in front, and checks the README's curl examples,
-save/run/delete, concurrent saves through both replicas, the drain on SIGTERM, and a replica
-killed under load. Skipped only where neither podman nor docker is installed."""
+"""The container image: builds it (scripts/image.sh, which makes the Debian 13 base with debootstrap
+when it cannot be pulled), then
+
+- runs the sandbox attacks of tests/attacks.py and the network ones (tests/network_clients.py)
+  against the service in a container started with the README's options, asserting that the
+  sandbox is bubblewrap and the workers' network isolated (no fallback);
+- starts two containers on one shared volume, puts deploy/haproxy/haproxy.cfg in front, and
+  checks the README's curl examples, save/run/delete, concurrent saves through both replicas,
+  the drain on SIGTERM, and a replica killed under load.
+
+Skipped only where neither podman nor docker is installed."""
 import json
 import os
 import re
@@ -19,11 +25,18 @@ import requests
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
+import attacks  # noqa: E402 - tests/attacks.py
 from haproxy_proxy import Proxy, free_port  # noqa: E402 - tests/haproxy_proxy.py
+from network_clients import CLIENTS, blocked, call  # noqa: E402 - tests/network_clients.py
 
 IMAGE = os.environ.get("CUSTOMCODE_TEST_IMAGE", "localhost/customcode:e2e")
 ENGINE = shutil.which("podman") or shutil.which("docker")
-UNIQUE = f"customcode-e2e-{os.getpid()}"
+UNIQUE = f"customcode-container-e2e-{os.getpid()}"
+# What the sandbox and the workers' network need in a container, and nothing more (README,
+# "Deploy"): bubblewrap mounts a fresh /proc, which a masked one forbids; pasta needs the tun device.
+SANDBOX_OPTIONS = ["--security-opt", "unmask=/proc/*", "--device", "/dev/net/tun"]
+# The capabilities a root service needs (README): the sandboxed container runs with these only.
+CAPABILITIES = ["--cap-drop", "ALL", "--cap-add", "SETUID,SETGID,SETFCAP,KILL,NET_BIND_SERVICE"]
 # Explicit limits, within this process's own (podman's default open-file limit can exceed them).
 NOFILE = min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 NPROC = min(8192, resource.getrlimit(resource.RLIMIT_NPROC)[1])
@@ -68,9 +81,8 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def run(self):
-        # The sandbox's one added privilege: an unmasked /proc (bubblewrap mounts a new one).
         # Limits are explicit: the engine's defaults differ between machines.
-        engine("run", "-d", "--name", self.name, "--security-opt", "unmask=ALL",
+        engine("run", "-d", "--name", self.name, *SANDBOX_OPTIONS,
                "--ulimit", f"nofile={NOFILE}:{NOFILE}", "--ulimit", f"nproc={NPROC}:{NPROC}",
                # debug: a worker logs when a call has run for FUNCTIONS_LONG_RUN_AFTER (in flight).
                "-e", "LOG_LEVEL=debug",
@@ -115,13 +127,205 @@ def cluster(image):
         engine("volume", "rm", "-f", volume, check=False)
 
 
+# ---- the sandbox and the workers' network in a container ----
+
+def host_children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def namespace_pid(host_pid):
+    """The pid of a host process in the innermost pid namespace it belongs to (the container's)."""
+    with open(f"/proc/{host_pid}/status") as f:
+        return int(next(line for line in f if line.startswith("NSpid:")).split()[-1])
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class SandboxedContainer(attacks.Target):
+    """The service in a container started with the README's options and the attacks' limits; its
+    /data is a directory of this host, so the test can look at what a function left there."""
+
+    def __init__(self, name, data):
+        self.name, self.data = name, data
+        self.port = free_port()
+        env = {"SECRET_TOKEN": attacks.SECRET, "WORKER_TMP_MAX_SIZE": str(attacks.TMP_MAX),
+               "WORKER_MEMORY_MAX_SIZE": f"{attacks.MEMORY_MAX_MB}mb",
+               "FUNCTIONS_LOGS_MAX_SIZE": str(attacks.LOGS_MAX), "FUNCTIONS_RESULT_MAX_SIZE": str(attacks.RESULT_MAX),
+               "NODE_BUILTIN_MODULES": "http,https,url,util,zlib,dns,stream,buffer,crypto,net",
+               "PYTHON_BUILTIN_MODULES": "json,urllib,http,socket,os,subprocess,errno"}
+        engine("run", "-d", "--name", name, *SANDBOX_OPTIONS, *CAPABILITIES,
+               "--ulimit", f"nofile={NOFILE}:{NOFILE}", "--ulimit", f"nproc={NPROC}:{NPROC}",
+               *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+               "-p", f"127.0.0.1:{self.port}:80", "-v", f"{data}:/data", IMAGE)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_for(lambda: answers(self.url), 60, f"{name} to answer:\n{self.log()}")
+        init = int(engine("inspect", "--format", "{{.State.Pid}}", name).stdout.strip())
+        services = [p for p in host_children(init) if "/opt/customcode/customcode" in cmdline(p)]
+        assert len(services) == 1, (init, [cmdline(p) for p in host_children(init)])
+        self.host_pid = services[0]
+        self.service_pid = namespace_pid(self.host_pid)
+        self.data_dir = "/data/functions"
+        super().__init__("bwrap")
+
+    def get(self, path):
+        return requests.get(self.url + path, timeout=30)
+
+    def save(self, workspace, functions):
+        return requests.post(f"{self.url}/v2/functions/{workspace}", json={"functions": functions}, timeout=120)
+
+    def run(self, workspace, function, parameters=None, timeout=60):
+        return requests.post(f"{self.url}/v2/functions/{workspace}/run/{function}",
+                             json={"parameters": parameters or {}}, timeout=timeout)
+
+    def delete(self, workspace):
+        return requests.delete(f"{self.url}/v2/functions/{workspace}", timeout=60)
+
+    def alive(self):
+        return os.path.exists(f"/proc/{self.host_pid}") and "/opt/customcode/customcode" in cmdline(self.host_pid)
+
+    def log(self):
+        out = engine("logs", self.name, check=False)
+        return out.stdout + out.stderr
+
+    def host_path(self, path):
+        assert path.startswith("/data/"), path
+        return os.path.join(self.data, path[len("/data/"):])
+
+    SPARE_RE = re.compile(r"\[ws:(.*)\]\[pid (\d+)\] spare worker took over")
+
+    def sandbox_processes(self, workspace):
+        """The processes under the service's workers of `workspace`: those whose command line
+        names the workspace's directory, and the spares that took it over (the log says which)."""
+        spares = {int(pid) for ws, pid in self.SPARE_RE.findall(self.log()) if ws == workspace}
+        todo = [p for p in host_children(self.host_pid)
+                if f"/data/functions/{workspace}/" in cmdline(p) or namespace_pid_or_none(p) in spares]
+        seen = set()
+        while todo:
+            pid = todo.pop()
+            if pid not in seen:
+                seen.add(pid)
+                todo.extend(host_children(pid))
+        return seen
+
+
+def namespace_pid_or_none(pid):
+    try:
+        return namespace_pid(pid)
+    except (OSError, StopIteration):
+        return None
+
+
+@pytest.fixture(scope="module")
+def sandboxed(image, tmp_path_factory):
+    data = tmp_path_factory.mktemp("container-data")
+    (data / "functions").mkdir()
+    for d in (data, data / "functions"):
+        os.chmod(d, 0o755)  # as the image's /data: workers bind their workspace by path
+    name = f"{UNIQUE}-sandbox"
+    try:
+        target = SandboxedContainer(name, data)
+        assert_sandboxed(target.url, target.log())
+        yield target
+    finally:
+        engine("rm", "-f", "-t", "0", name, check=False)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.mark.parametrize("attack", attacks.JS_ATTACKS + attacks.PY_ATTACKS, ids=lambda a: a.__name__)
+def test_the_sandbox_attacks_fail_in_the_container(sandboxed, attack):
+    assert sandboxed.mode == "bwrap"
+    if attack in attacks.PY_ATTACKS and not sandboxed.python:
+        pytest.fail("Python functions are not available in the image")
+    attack(sandboxed)
+    sandboxed.assert_still_serving()
+
+
+def container_addresses(name):
+    """The container's own addresses (its interfaces but loopback), read inside it."""
+    out = engine("exec", name, "python3", "-c",
+                 "import socket, json; print(json.dumps(sorted({a[4][0] for a in socket.getaddrinfo("
+                 "socket.gethostname(), None) if not a[4][0].startswith(('127.', '::1'))})))").stdout
+    return json.loads(out)
+
+
+@pytest.fixture
+def gateway_server(sandboxed):
+    """An HTTP server of this host on the container network's gateway address: another host, as
+    the container's workers see it (their egress works)."""
+    import http.server
+    gateway = engine("inspect", "--format", "{{.NetworkSettings.Gateway}}", sandboxed.name).stdout.strip()
+    assert gateway, "the container has no gateway address"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"gateway"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer((gateway, 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://{gateway}:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_functions_in_the_container_reach_other_hosts_but_not_the_service(sandboxed, gateway_server, client):
+    victim = {"secret": {"code": 'return "victim-code-unchanged";'}}
+    assert sandboxed.save("netvictim", victim).status_code == 200
+    assert sandboxed.save("probe", CLIENTS).status_code == 200
+    assert call(sandboxed, client, url=gateway_server) == {"status": 200, "body": "gateway"}
+    replacement = json.dumps({"functions": {"secret": {"code": 'return "replaced";'}}})
+    for host in ["127.0.0.1", "localhost", "[::1]"] + [f"[{a}]" if ":" in a else a
+                                                        for a in container_addresses(sandboxed.name)]:
+        base = f"http://{host}:80/v2/functions/netvictim"
+        got = call(sandboxed, client, url=base)
+        assert blocked(got), (host, got)
+        got = call(sandboxed, client, url=base, method="POST", body=replacement)
+        assert blocked(got), (host, got)
+    r = sandboxed.run("netvictim", "secret")
+    assert r.status_code == 200 and r.json()["result"] == "victim-code-unchanged", r.text
+
+
+def test_the_playground_is_in_the_image(sandboxed):
+    page = sandboxed.get("/playground/")
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"], page.text[:300]
+    assets = re.findall(r'(?:src|href)="(?:\./)?(assets/[^"]+)"', page.text)
+    assert {os.path.splitext(a)[1] for a in assets} == {".js", ".css"}, page.text[:500]
+    for asset in assets:
+        assert sandboxed.get("/playground/" + asset).status_code == 200, asset
+
+
+def assert_sandboxed(url, logs):
+    """The sandbox is bubblewrap and the workers' network isolated: no fallback, no warning."""
+    health = requests.get(url + "/sys/healthcheck", timeout=5).json()
+    assert health["healthy"] is True
+    assert health["isolation"] == "bwrap", (health, logs)
+    assert "warnings" not in health.get("details", {}), (health, logs)
+    metrics = requests.get(url + "/metrics", timeout=5).text
+    assert re.search(r'^customcode_worker_network\{mode="isolated"\} 1$', metrics, re.M), (metrics, logs)
+    assert "sandbox: bubblewrap" in logs and "worker network: isolated" in logs, logs
+
+
 def test_each_replica_runs_its_workers_in_the_bubblewrap_sandbox(cluster):
     replicas, proxy = cluster
     for r in replicas:
-        health = requests.get(r.url + "/sys/healthcheck", timeout=5).json()
-        assert health["healthy"] is True
-        assert "warnings" not in health.get("details", {}), health  # no fallback to SANDBOX=none
-        assert "sandbox: bubblewrap" in r.logs()
+        assert_sandboxed(r.url, r.logs())
 
 
 def readme_curl_examples():

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import DEPLOY, HERE, ROOT
 
-KUSTOMIZATIONS = ["base", "overlays/servicemonitor", "overlays/without-user-namespaces"]
+KUSTOMIZATIONS = ["base", "overlays/servicemonitor", "overlays/without-user-namespaces", "overlays/worker-network"]
 
 
 def render(path):
@@ -96,7 +96,8 @@ def test_the_sandbox_gets_what_it_needs_and_nothing_more():
     assert pod["hostUsers"] is False
     assert security["procMount"] == "Unmasked"
     assert security["allowPrivilegeEscalation"] is False
-    assert "privileged" not in security and "capabilities" not in security
+    assert "privileged" not in security
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SETFCAP", "KILL", "NET_BIND_SERVICE"]}
 
 
 def test_without_user_namespaces_the_runtime_profiles_come_back():
@@ -106,6 +107,17 @@ def test_without_user_namespaces_the_runtime_profiles_come_back():
     assert "hostUsers" not in pod
     assert "procMount" not in security
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_the_worker_network_overlay_gives_pasta_the_tun_device_and_insists_on_isolation():
+    objects = by_kind(render("overlays/worker-network"))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+
+    assert {"name": "tun", "hostPath": {"path": "/dev/net/tun", "type": "CharDevice"}} in pod["volumes"]
+    assert {"name": "tun", "mountPath": "/dev/net/tun"} in container["volumeMounts"]
+    assert objects["ConfigMap"]["data"]["WORKER_NETWORK"] == "isolated"
+    assert "WORKER_NETWORK" not in by_kind(render("base"))["ConfigMap"]["data"]
 
 
 def test_service_hpa_pdb_and_network_policy_select_the_pods():
