@@ -179,6 +179,17 @@ def test_a_busy_loop_times_out_while_other_workspaces_stay_fast(make_service):
     assert python_worker(service, "stuck") != stuck
 
 
+def test_a_python_worker_spinning_after_its_timeout_is_killed_without_waiting_for_the_ping(make_service):
+    service = make_service(env={"PYTHON_FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "30000"})
+    assert service.save("stuck", {"spin": py("while True:\n    pass"), "ok": py("return 'alive'")}).status_code == 200
+    stuck = python_worker(service, "stuck")
+    assert service.run("stuck", "spin").status_code == 504
+    r = service.run("stuck", "ok", timeout=10)  # far below the 30 s ping timeout
+    assert r.status_code == 200 and r.json()["result"] == "alive"
+    assert stuck not in service.worker_pids()
+    assert "kept running (stuck in a loop?)" in service.log()
+
+
 def test_a_hung_await_times_out_and_the_worker_keeps_serving(make_service):
     service = make_service(env={"PYTHON_FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "200"})
     functions = {
