@@ -60,7 +60,7 @@ class Server {
   pool::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerFactory factory_;
-  pool::SparePool spares_;
+  pool::SparePools spares_;
   pool::WorkerPool pool_;
   runtimes::SyntaxChecker checker_;
   http::Api api_;

@@ -13,7 +13,7 @@ std::uint64_t versionOf(const workspace::StoredWorkspace& stored) {
 }
 
 WorkerFactory::WorkerFactory(asio::any_io_executor executor, asio::thread_pool& fsPool,
-                             workspace::WorkspaceStore& store, const runtimes::Runtimes& runtimes, SparePool& spares,
+                             workspace::WorkspaceStore& store, const runtimes::Runtimes& runtimes, SparePools& spares,
                              const config::Config& config, Metrics& metrics)
     : executor_(executor),
       fsPool_(fsPool),
@@ -43,29 +43,32 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
   auto dir = store_.directory(wanted.workspace);
   auto scriptPath = dir / std::string(workspace::scriptFileName(language));
   // The script's text comes back when a spare can take the workspace over: a workspace without
-  // npm packages (a spare's sandbox cannot see any workspace directory). It is generated from
-  // wanted.stored, like the file a fresh worker reads: one version, whichever worker serves it.
-  const bool spareCandidate = runtimes::traits(language).spares && config_.pool.spareWorkers > 0;
+  // packages of its own (a spare's sandbox cannot see any workspace directory). It is generated
+  // from wanted.stored, like the file a fresh worker reads: one version, whichever worker serves it.
+  const bool spareCandidate = spares_.of(language) != nullptr;
+  const auto packages = runtimes::traits(language).packagesDirectory;
   // A named lambda (GCC 12, common/async.hpp).
-  auto sync = [&store = store_, stored = wanted.stored, language, dir, spareCandidate]() -> Result<std::string> {
+  auto sync = [&store = store_, stored = wanted.stored, language, dir, spareCandidate, packages]() -> Result<std::string> {
     if (auto synced = store.syncScripts(*stored); !synced) return synced.error();
     std::error_code ec;
-    if (!spareCandidate || std::filesystem::exists(dir / "node_modules", ec)) return std::string();
+    if (!spareCandidate || (!packages.empty() && std::filesystem::exists(dir / packages, ec))) return std::string();
     return workspace::generateScript(language, stored->workspace, stored->fingerprint);
   };
   auto synced = co_await onPool(fsPool_, executor_, std::move(sync));
   if (!synced) co_return synced.error();
   if (!synced->empty()) {
-    auto spare = co_await takeOverSpare(wanted.workspace, std::move(*synced), scriptPath);
+    auto spare = co_await takeOverSpare(language, wanted.workspace, std::move(*synced), scriptPath);
     if (spare) co_return spare;
   }
   co_return Worker::start(executor_, runtimes_.workerCommand(language, dir, scriptPath),
                           options(wanted.workspace, language, WorkerRole::Serve));
 }
 
-asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::string workspace, std::string script,
+asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(workspace::Language language,
+                                                                      std::string workspace, std::string script,
                                                                       std::filesystem::path scriptPath) {
-  auto spare = spares_.take();
+  auto* pool = spares_.of(language);
+  auto spare = pool ? pool->take() : nullptr;
   if (!spare) co_return nullptr;
   const auto filename = scriptPath.string();  // named (GCC 12, common/async.hpp)
   if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
@@ -78,9 +81,8 @@ asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::strin
   co_return spare;
 }
 
-Result<std::shared_ptr<Worker>> WorkerFactory::startSpare() {
-  return Worker::start(executor_, runtimes_.spareCommand(workspace::Language::Node),
-                       options("-", workspace::Language::Node, WorkerRole::Spare));
+Result<std::shared_ptr<Worker>> WorkerFactory::startSpare(workspace::Language language) {
+  return Worker::start(executor_, runtimes_.spareCommand(language), options("-", language, WorkerRole::Spare));
 }
 
 Result<std::shared_ptr<Worker>> WorkerFactory::startChecker(workspace::Language language) {
