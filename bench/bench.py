@@ -28,6 +28,9 @@ HELLO_PY = {"hello": {"code": 'return "Hello " + name', "language": "python",
                       "parameters": {"name": {"type": "string"}}}}
 CPU_JS = {"cpu": {"code": "let s = 0; for (let i = 0; i < 1e6; i++) s += i * i; return s;"}}
 SPIN_JS = {"spin": {"code": "while (true) {}"}}
+RUNAWAY_JS = {**SPIN_JS, "hello": {"code": 'return "ok";'}}
+RUNAWAY_PY = {"spin": {"code": "while True:\n    pass", "language": "python"},
+              "hello": {"code": 'return "ok"', "language": "python"}}
 
 
 class Service:
@@ -211,6 +214,21 @@ def neighbour_p99(service, url, duration):
         stop.set()
 
 
+def runaway_recovery(service, name, functions):
+    """Milliseconds from the timeout answer of a `while(true)` run to the answer of the next run
+    of the same workspace (the stuck worker killed, a fresh one started)."""
+    service.save(name, functions)
+    service.run(name, "hello")
+    status = service.run(name, "spin")[0]
+    if status != 504:
+        raise RuntimeError(f"the spin answered {status}, not a timeout")
+    t0 = time.perf_counter()
+    status = service.run(name, "hello")[0]
+    if status != 200:
+        raise RuntimeError(f"the run after the timeout answered {status}")
+    return (time.perf_counter() - t0) * 1000
+
+
 def summarize(values):
     return {"min": min(values), "median": statistics.median(values), "max": max(values), "runs": values}
 
@@ -226,6 +244,7 @@ def main():
     args = ap.parse_args()
     env = dict(kv.split("=", 1) for kv in args.env)
     env.setdefault("FUNCTIONS_RUN_TIMEOUT", "2000")
+    env.setdefault("PYTHON_FUNCTIONS_RUN_TIMEOUT", "2000")
     only = set(filter(None, args.only.split(",")))
     want = lambda name: not only or name in only
 
@@ -273,6 +292,12 @@ def main():
             record("python hello, 16 conn", "req/s", lambda: wrk(py_url, 16, args.duration, body)["rps"])
             record("python cold start, first run after save", "ms",
                    lambda: cold_start(service, HELLO_PY, "hello", {"name": "x"}))
+        if want("runaway"):
+            record("runaway: next run after a while(true) timeout", "ms",
+                   lambda: runaway_recovery(service, "runaway", RUNAWAY_JS))
+            if python_ok:
+                record("runaway: next run after a while True timeout (python)", "ms",
+                       lambda: runaway_recovery(service, "runawaypy", RUNAWAY_PY))
         if want("neighbour"):
             record("p99 of warm hello (16 conn) without a spinning neighbour", "ms",
                    lambda: wrk(hello_url, 16, args.duration, body)["p99_ms"])

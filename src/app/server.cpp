@@ -13,6 +13,17 @@
 namespace customcode::app {
 using namespace std::chrono_literals;
 
+namespace {
+
+// How many spares each runtime keeps (its row of the runtime table names the setting).
+std::vector<std::pair<workspace::Language, std::size_t>> spareTargets(const config::PoolConfig& pool) {
+  std::vector<std::pair<workspace::Language, std::size_t>> targets;
+  for (auto language : runtimes::kLanguages) targets.emplace_back(language, pool.*runtimes::traits(language).spareWorkers);
+  return targets;
+}
+
+}  // namespace
+
 Server::Server(config::Config config)
     : config_(std::move(config)),
       store_(config_.store),
@@ -21,7 +32,8 @@ Server::Server(config::Config config)
       sandbox_(config_.sandbox),
       runtimes_(config_.runtime, sandbox_),
       factory_(ioc_.get_executor(), fsPool_, store_, runtimes_, spares_, config_, metrics_),
-      spares_(ioc_.get_executor(), config_.pool.spareWorkers, [this] { return factory_.startSpare(); },
+      spares_(ioc_.get_executor(), spareTargets(config_.pool),
+              [this](workspace::Language language) { return factory_.startSpare(language); },
               config_.pool.startupTimeout),
       pool_(ioc_.get_executor(), config_.pool,
             [this](pool::WorkerWanted wanted) { return factory_.start(std::move(wanted)); }, metrics_),
@@ -132,7 +144,7 @@ void Server::run() {
 // starts. The port is bound already, so early connections wait in the backlog, and the
 // "listening" line (what scripts and probes wait for) comes now.
 asio::awaitable<void> Server::startServing() {
-  co_await spares_.waitUntilOneIsReady(kFirstSpareWait);
+  co_await spares_.waitUntilEachHasOne(kFirstSpareWait);
   listener_.start();
   log::app()->info("customcode listening on {}:{} (storage {})", config_.http.host, port_, store_.root().string());
 }

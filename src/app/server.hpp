@@ -61,7 +61,7 @@ class Server {
   sandbox::Sandbox sandbox_;
   runtimes::Runtimes runtimes_;
   pool::WorkerFactory factory_;
-  pool::SparePool spares_;
+  pool::SparePools spares_;
   pool::WorkerPool pool_;
   pool::SyntaxChecker checker_;
   http::Playground playground_;

@@ -42,6 +42,7 @@ struct PoolConfig {
   milliseconds pingTimeout{1'000};             // WORKER_PING_TIMEOUT
   milliseconds startupTimeout{10'000};         // WORKER_STARTUP_TIMEOUT
   std::size_t spareWorkers = 2;                // FUNCTIONS_SPARE_WORKERS: pre-started Node workers
+  std::size_t pythonSpareWorkers = 2;          // PYTHON_FUNCTIONS_SPARE_WORKERS: pre-started Python workers
   milliseconds longRunAfter{50};               // FUNCTIONS_LONG_RUN_AFTER: a call this long lowers its worker...
   int longRunNice = 19;                        // FUNCTIONS_LONG_RUN_NICE: ...to this nice value (docs/decisions.md)
   milliseconds killGrace{500};

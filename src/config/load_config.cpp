@@ -32,6 +32,15 @@ auto positiveMs(std::function<milliseconds&(Config&)> field) {
   };
 }
 
+auto spareCount(std::function<std::size_t&(Config&)> field) {
+  return [field](std::string_view text, Config& c) -> std::string {
+    auto v = parseInteger(text);
+    if (!v || *v < 0 || *v > 64) return "must be a number of workers between 0 and 64";
+    field(c) = static_cast<std::size_t>(*v);
+    return {};
+  };
+}
+
 auto positiveSeconds(std::function<seconds&(Config&)> field) {
   return [field](std::string_view text, Config& c) -> std::string {
     auto v = parseInteger(text);
@@ -132,13 +141,8 @@ const std::vector<Variable>& variables() {
       {"INACTIVE_NODE_WORKER_DELETION_TIMEOUT", positiveSeconds([](Config& c) -> seconds& { return c.pool.idleTimeout; })},
       {"WORKER_PING_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.pingTimeout; })},
       {"WORKER_STARTUP_TIMEOUT", positiveMs([](Config& c) -> milliseconds& { return c.pool.startupTimeout; })},
-      {"FUNCTIONS_SPARE_WORKERS",
-       [](std::string_view text, Config& c) -> std::string {
-         auto v = parseInteger(text);
-         if (!v || *v < 0 || *v > 64) return "must be a number of workers between 0 and 64";
-         c.pool.spareWorkers = static_cast<std::size_t>(*v);
-         return {};
-       }},
+      {"FUNCTIONS_SPARE_WORKERS", spareCount([](Config& c) -> std::size_t& { return c.pool.spareWorkers; })},
+      {"PYTHON_FUNCTIONS_SPARE_WORKERS", spareCount([](Config& c) -> std::size_t& { return c.pool.pythonSpareWorkers; })},
       {"FUNCTIONS_LONG_RUN_AFTER",
        [](std::string_view text, Config& c) -> std::string {
          auto v = parseInteger(text);

@@ -84,4 +84,37 @@ void SparePool::shutdown() {
   ready_.clear();
 }
 
+SparePools::SparePools(asio::any_io_executor executor,
+                       const std::vector<std::pair<workspace::Language, std::size_t>>& targets, Factory factory,
+                       std::chrono::milliseconds startupTimeout) {
+  for (const auto& [language, target] : targets) {
+    if (target == 0) continue;
+    pools_.emplace_back(language, std::make_unique<SparePool>(
+                                      executor, target, [factory, language] { return factory(language); }, startupTimeout));
+  }
+}
+
+SparePool* SparePools::of(workspace::Language language) {
+  for (auto& [poolLanguage, pool] : pools_)
+    if (poolLanguage == language) return pool.get();
+  return nullptr;
+}
+
+void SparePools::start() {
+  for (auto& entry : pools_) entry.second->start();
+}
+
+asio::awaitable<void> SparePools::waitUntilEachHasOne(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (auto& entry : pools_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds(0)) break;
+    co_await entry.second->waitUntilOneIsReady(left);
+  }
+}
+
+void SparePools::shutdown() {
+  for (auto& entry : pools_) entry.second->shutdown();
+}
+
 }  // namespace customcode::pool

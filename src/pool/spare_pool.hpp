@@ -10,6 +10,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace customcode::pool {
 
@@ -52,6 +54,27 @@ class SparePool {
   bool stopped_ = false;
   bool refillScheduled_ = false;
   Event settled_;  // a spare became ready, or none can come
+};
+
+// The spare pools of every language that keeps spare workers, one pool each.
+class SparePools {
+ public:
+  using Factory = std::function<Result<std::shared_ptr<Worker>>(workspace::Language)>;
+
+  // `targets`: how many spares to keep ready, per language (languages left out keep none).
+  SparePools(asio::any_io_executor executor, const std::vector<std::pair<workspace::Language, std::size_t>>& targets,
+             Factory factory, std::chrono::milliseconds startupTimeout);
+
+  // The pool of `language`; nullptr when that language keeps no spares.
+  SparePool* of(workspace::Language language);
+
+  void start();
+  // Returns once every pool has a spare ready (or none can come), or `limit` has passed.
+  asio::awaitable<void> waitUntilEachHasOne(std::chrono::milliseconds limit);
+  void shutdown();
+
+ private:
+  std::vector<std::pair<workspace::Language, std::unique_ptr<SparePool>>> pools_;
 };
 
 }  // namespace customcode::pool

@@ -2,6 +2,7 @@
 
 #include "common/async.hpp"
 #include "common/log.hpp"
+#include "process/activity.hpp"
 #include "process/priority.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -182,11 +183,24 @@ asio::awaitable<void> Worker::pingOrKill() {
   auto self = shared_from_this();
   auto verdict = std::make_shared<Event>();
   suspect_ = verdict;
-  bool answered = co_await ping(options_.pingTimeout);
+  // A responsive event loop answers within a millisecond. One that does not answer within
+  // busyLook while its processes run (a loop) is stuck: killed at once, so that the next run gets
+  // a fresh worker. One that is blocked but idle (a synchronous sleep) has the rest of pingTimeout.
+  const auto look = std::min(options_.busyLook, options_.pingTimeout);
+  const auto before = process::lookAtTree(pid());
+  const auto lookedAt = std::chrono::steady_clock::now();
+  bool answered = co_await ping(look);
+  bool busy = false;
+  if (!answered && state_ != State::Dead) {
+    const auto after = process::lookAtTree(pid());
+    busy = before && after && process::looksBusy(*before, *after, std::chrono::steady_clock::now() - lookedAt);
+    if (!busy && options_.pingTimeout > look) answered = co_await ping(options_.pingTimeout - look);
+  }
   suspect_.reset();
   if (!answered && state_ != State::Dead) {
     if (options_.metrics) ++options_.metrics->killsStuck;
-    kill("the worker stopped responding after a run timed out (stuck in a loop?) and was killed");
+    kill(busy ? "the worker stopped responding after a run timed out and kept running (stuck in a loop?): killed"
+              : "the worker stopped responding after a run timed out and was killed");
   }
   verdict->set();
 }

@@ -36,6 +36,9 @@ struct WorkerOptions {
   workspace::Language language = workspace::Language::Node;
   WorkerRole role = WorkerRole::Serve;
   std::chrono::milliseconds pingTimeout{1'000};  // after a run timed out: a stuck worker is killed
+  // After a run timed out, a worker that has not answered a ping this long while its processes
+  // keep running is stuck in a loop and killed without waiting for pingTimeout.
+  std::chrono::milliseconds busyLook{25};
   std::size_t maxFrameBytes = 64 * 1024 * 1024;
   std::size_t logsMaxBytes = 256 * 1024;  // per call; past it logs are dropped and the cut marked
   std::chrono::milliseconds killGrace{500};

@@ -11,7 +11,7 @@ std::uint64_t versionOf(const workspace::StoredWorkspace& stored, workspace::Lan
 }
 
 WorkerFactory::WorkerFactory(asio::any_io_executor executor, asio::thread_pool& fsPool,
-                             workspace::WorkspaceStore& store, const runtimes::Runtimes& runtimes, SparePool& spares,
+                             workspace::WorkspaceStore& store, const runtimes::Runtimes& runtimes, SparePools& spares,
                              const config::Config& config, Metrics& metrics)
     : executor_(executor),
       fsPool_(fsPool),
@@ -39,15 +39,16 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
   if (!wanted.stored) throw std::logic_error("WorkerFactory::start: no workspace to load");
   const auto language = wanted.language;
   auto dir = store_.directory(wanted.workspace);
-  // A workspace without npm packages can be handed to a spare worker (a spare's sandbox cannot
-  // see any workspace directory): it gets the same text a fresh worker would read.
-  const bool spareCandidate = runtimes::traits(language).spares && config_.pool.spareWorkers > 0;
+  // A workspace without packages of its own can be handed to a spare worker (a spare's sandbox
+  // cannot see any workspace directory): it gets the same text a fresh worker would read.
+  const bool spareCandidate = spares_.of(language) != nullptr;
+  const auto packages = runtimes::traits(language).packagesDirectory;
   // The script of exactly the version the run resolved (wanted.stored, no second read of
   // workspace.yaml), written if a save collected it meanwhile, and touched so that no save
   // collects it while the worker starts. A named lambda (GCC 12, common/async.hpp).
-  auto locate = [&store = store_, stored = wanted.stored, language, dir, spareCandidate] {
+  auto locate = [&store = store_, stored = wanted.stored, language, dir, spareCandidate, packages] {
     std::error_code ec;
-    bool toSpare = spareCandidate && !std::filesystem::exists(dir / "node_modules", ec);
+    bool toSpare = spareCandidate && (packages.empty() || !std::filesystem::exists(dir / packages, ec));
     return std::make_pair(store.syncScript(*stored, language), toSpare);
   };
   auto located = co_await onPool(fsPool_, executor_, std::move(locate));
@@ -59,16 +60,18 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
   if (script->version != wanted.version)
     throw std::logic_error("WorkerFactory::start: the script is not the version wanted");
   if (located.second) {
-    auto spare = co_await takeOverSpare(wanted.workspace, std::move(script->text), script->path);
+    auto spare = co_await takeOverSpare(language, wanted.workspace, std::move(script->text), script->path);
     if (spare) co_return spare;
   }
   co_return Worker::start(executor_, runtimes_.workerCommand(language, dir, script->path),
                           options(wanted.workspace, language, WorkerRole::Serve));
 }
 
-asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::string workspace, std::string script,
+asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(workspace::Language language,
+                                                                      std::string workspace, std::string script,
                                                                       std::filesystem::path scriptPath) {
-  auto spare = spares_.take();
+  auto* pool = spares_.of(language);
+  auto spare = pool ? pool->take() : nullptr;
   if (!spare) co_return nullptr;
   const auto filename = scriptPath.string();  // named (GCC 12, common/async.hpp)
   if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
@@ -81,9 +84,8 @@ asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(std::strin
   co_return spare;
 }
 
-Result<std::shared_ptr<Worker>> WorkerFactory::startSpare() {
-  return Worker::start(executor_, runtimes_.spareCommand(workspace::Language::Node),
-                       options("-", workspace::Language::Node, WorkerRole::Spare));
+Result<std::shared_ptr<Worker>> WorkerFactory::startSpare(workspace::Language language) {
+  return Worker::start(executor_, runtimes_.spareCommand(language), options("-", language, WorkerRole::Spare));
 }
 
 Result<std::shared_ptr<Worker>> WorkerFactory::startChecker(workspace::Language language) {

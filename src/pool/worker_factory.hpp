@@ -30,7 +30,7 @@ class WorkerFactory {
   // Every argument is owned by the caller and outlives the factory. `spares` may be used only
   // once start() is called (it may be built after the factory).
   WorkerFactory(asio::any_io_executor executor, asio::thread_pool& fsPool, workspace::WorkspaceStore& store,
-                const runtimes::Runtimes& runtimes, SparePool& spares, const config::Config& config, Metrics& metrics);
+                const runtimes::Runtimes& runtimes, SparePools& spares, const config::Config& config, Metrics& metrics);
 
   // Starts the worker of `wanted`, loading exactly wanted.stored (no second read of the store):
   // its generated script of that version (WorkspaceStore::syncScript: touched, or written again if
@@ -39,8 +39,8 @@ class WorkerFactory {
   // cannot be written or read: StorageFailed becomes SpawnFailed) or FunctionNotFound.
   asio::awaitable<Result<std::shared_ptr<Worker>>> start(WorkerWanted wanted);
 
-  // A spare Node.js worker (no workspace yet); not ready yet.
-  Result<std::shared_ptr<Worker>> startSpare();
+  // A spare worker of `language` (no workspace yet); not ready yet.
+  Result<std::shared_ptr<Worker>> startSpare(workspace::Language language);
 
   // A syntax checker of `language`; not ready yet.
   Result<std::shared_ptr<Worker>> startChecker(workspace::Language language);
@@ -48,14 +48,14 @@ class WorkerFactory {
  private:
   WorkerOptions options(std::string workspace, workspace::Language language, WorkerRole role) const;
   // Hands `workspace` to a spare worker; nullptr when there is none or it refused.
-  asio::awaitable<std::shared_ptr<Worker>> takeOverSpare(std::string workspace, std::string script,
-                                                         std::filesystem::path scriptPath);
+  asio::awaitable<std::shared_ptr<Worker>> takeOverSpare(workspace::Language language, std::string workspace,
+                                                         std::string script, std::filesystem::path scriptPath);
 
   asio::any_io_executor executor_;
   asio::thread_pool& fsPool_;
   workspace::WorkspaceStore& store_;
   const runtimes::Runtimes& runtimes_;
-  SparePool& spares_;
+  SparePools& spares_;
   const config::Config& config_;
   Metrics& metrics_;
 };

@@ -42,7 +42,8 @@ const std::array<RuntimeTraits, kLanguages.size()> kTraits = {{
      // V8 and WebAssembly reserve far more address space than they use.
      .memory = sandbox::SandboxView::Memory::Data,
      .nodePermissionModel = true,
-     .spares = true},
+     .spareWorkers = &config::PoolConfig::spareWorkers,
+     .packagesDirectory = "node_modules"},
     {.language = Language::Python,
      .bootstrap = "python/worker.py",
      .interpreter = [](const config::RuntimeConfig& c) -> std::vector<std::string> {
@@ -57,7 +58,8 @@ const std::array<RuntimeTraits, kLanguages.size()> kTraits = {{
      .runTimeout = &config::PoolConfig::pythonRunTimeout,
      .memory = sandbox::SandboxView::Memory::AddressSpace,
      .nodePermissionModel = false,
-     .spares = false},
+     .spareWorkers = &config::PoolConfig::pythonSpareWorkers,
+     .packagesDirectory = ""},
 }};
 
 }  // namespace
@@ -160,7 +162,6 @@ process::LaunchSpec Runtimes::withoutWorkspace(Language language, const char* mo
 }
 
 process::LaunchSpec Runtimes::spareCommand(Language language) const {
-  if (!traits(language).spares) throw std::logic_error("this runtime has no spare workers");
   return withoutWorkspace(language, "--spare");
 }
 

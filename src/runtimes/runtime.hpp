@@ -36,7 +36,12 @@ struct RuntimeTraits {
   std::chrono::milliseconds config::PoolConfig::*runTimeout;  // FUNCTIONS_RUN_TIMEOUT or its kin
   sandbox::SandboxView::Memory memory;  // the memory limit that fits the interpreter
   bool nodePermissionModel;          // takes Node's --permission flags (NODE_PERMISSION_MODEL)
-  bool spares;                       // spare workers can take a workspace over (FUNCTIONS_SPARE_WORKERS)
+  // How many spare workers to keep, which take a new workspace over (FUNCTIONS_SPARE_WORKERS or
+  // its kin; see pool/spare_pool.hpp).
+  std::size_t config::PoolConfig::*spareWorkers;
+  // A workspace directory holding this (its own packages) cannot be handed to a spare, whose
+  // sandbox sees no workspace directory. Empty: none.
+  std::string_view packagesDirectory;
 };
 
 const RuntimeTraits& traits(Language language);

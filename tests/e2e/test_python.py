@@ -38,6 +38,50 @@ def assert_function_error(r, name):
     return body
 
 
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().decode(errors="replace").split("\0")
+
+
+def test_a_new_python_workspace_is_taken_over_by_a_spare_worker(make_service):
+    service = make_service()
+    functions = {"greet": py("return await helper(name=name)", {"name": {"type": "string", "default": "you"}}),
+                 "helper": py("return 'hi ' + name", {"name": {"type": "string"}}),
+                 "calls": py("return await helper(name='inner')")}
+    assert service.save("pyspare", functions).status_code == 200
+    r = service.run("pyspare", "greet")
+    assert r.status_code == 200 and r.json()["result"] == "hi you", r.text
+    assert service.run("pyspare", "calls").json()["result"] == "hi inner"
+    worker = python_worker(service, "pyspare")
+    assert "--spare" in cmdline(worker)  # a spare, not a fresh worker of the workspace's module
+    assert "--module" not in cmdline(worker)
+    # Another spare replaces it.
+    assert wait_for(lambda: sum("--spare" in cmdline(pid) and "worker.py" in " ".join(cmdline(pid))
+                                for pid in service.worker_pids() if pid != worker) >= 1, timeout=10)
+
+
+def test_a_python_spare_runs_errors_and_syntax_problems_like_a_fresh_worker(make_service):
+    service = make_service()
+    functions = {"boom": py("raise ValueError('bad ' + str(x))", {"x": {"type": "number", "default": 1}}),
+                 "data": py("import json\nreturn json.loads(text)", {"text": {"type": "string"}})}
+    assert service.save("pyspare2", functions).status_code == 200
+    r = service.run("pyspare2", "boom")
+    assert_function_error(r, "ValueError")
+    assert "bad 1" in r.json()["message"]
+    assert service.run("pyspare2", "data", {"text": "[1, 2]"}).json()["result"] == [1, 2]
+    assert "--spare" in cmdline(python_worker(service, "pyspare2"))
+
+
+def test_without_python_spares_a_workspace_starts_a_worker_of_its_own(make_service):
+    service = make_service(env={"PYTHON_FUNCTIONS_SPARE_WORKERS": "0"})
+    assert service.save("nospare", {"hello": py("return 'hi'")}).status_code == 200
+    assert service.run("nospare", "hello").json()["result"] == "hi"
+    args = cmdline(python_worker(service, "nospare"))
+    assert "--module" in args and "--spare" not in args
+    assert not any("--spare" in cmdline(pid) and "worker.py" in " ".join(cmdline(pid))
+                   for pid in service.worker_pids())
+
+
 def test_hello(service):
     assert service.save("ws", {"hello": py('return "Hello " + name', {"name": {"type": "string"}})}).status_code == 200
     r = service.run("ws", "hello", {"name": "world"})
@@ -178,6 +222,17 @@ def test_a_busy_loop_times_out_while_other_workspaces_stay_fast(make_service):
     assert r.status_code == 200, r.text
     assert r.json()["result"] == "alive"
     assert python_worker(service, "stuck") != stuck
+
+
+def test_a_python_worker_spinning_after_its_timeout_is_killed_without_waiting_for_the_ping(make_service):
+    service = make_service(env={"PYTHON_FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "30000"})
+    assert service.save("stuck", {"spin": py("while True:\n    pass"), "ok": py("return 'alive'")}).status_code == 200
+    stuck = python_worker(service, "stuck")
+    assert service.run("stuck", "spin").status_code == 504
+    r = service.run("stuck", "ok", timeout=10)  # far below the 30 s ping timeout
+    assert r.status_code == 200 and r.json()["result"] == "alive"
+    assert stuck not in service.worker_pids()
+    assert "kept running (stuck in a loop?)" in service.log()
 
 
 def test_a_hung_await_times_out_and_the_worker_keeps_serving(make_service):

@@ -95,6 +95,35 @@ def test_infinite_loop_times_out_with_its_logs_while_other_workspaces_stay_fast(
     assert service.metric('customcode_runs_total{outcome="timeout"}') == 1
 
 
+def test_a_worker_spinning_after_its_timeout_is_killed_without_waiting_for_the_ping(make_service):
+    # The ping timeout is 30 s: the worker is known to be stuck from what its processes do
+    # (still running a few milliseconds after the timeout), not from the ping running out.
+    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "30000"})
+    assert service.save("spinner", SPIN).status_code == 200
+    stuck = the_worker(service, "spinner")
+    assert service.run("spinner", "spin").status_code == 504
+    r = service.run("spinner", "ok", timeout=10)  # far below the 30 s ping timeout
+    assert r.status_code == 200 and r.json()["result"] == "fine"
+    assert stuck not in service.worker_pids()
+    assert service.metric("customcode_worker_kills_total") == 1
+    assert "kept running (stuck in a loop?)" in service.log()
+
+
+def test_a_worker_blocked_but_idle_after_its_timeout_waits_for_the_ping_and_keeps_its_cache(make_service):
+    # A synchronous wait blocks the event loop without using the CPU: the worker is not killed on
+    # sight; it answers the ping once the wait ends (within WORKER_PING_TIMEOUT) and keeps its cache.
+    functions = {**SPIN, "block": {"code": "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);\n"
+                                            "return 'woke';"}}
+    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "500", "WORKER_PING_TIMEOUT": "5000"})
+    assert service.save("blocked", functions).status_code == 200
+    pid_seen = service.run("blocked", "remember", {"value": "precious"}).json()["result"]
+    assert service.run("blocked", "block").status_code == 504
+    r = service.run("blocked", "recall")
+    assert r.status_code == 200 and r.json()["result"] == "precious"
+    assert service.run("blocked", "remember", {"value": "again"}).json()["result"] == pid_seen
+    assert service.metric("customcode_worker_kills_total") == 0
+
+
 def test_hung_await_times_out_but_the_worker_and_its_cache_survive(make_service):
     service = fast_service(make_service)
     assert service.save("hung", SPIN).status_code == 200

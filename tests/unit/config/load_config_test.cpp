@@ -68,6 +68,8 @@ TEST(LoadConfig, ParsesEveryVariable) {
       {"LOG_LEVEL", "DEBUG"},
       {"FUNCTIONS_LONG_RUN_AFTER", "0"},
       {"FUNCTIONS_LONG_RUN_NICE", "5"},
+      {"FUNCTIONS_SPARE_WORKERS", "0"},
+      {"PYTHON_FUNCTIONS_SPARE_WORKERS", "3"},
   });
 
   ASSERT_THAT(loaded.errors, IsEmpty());
@@ -78,6 +80,8 @@ TEST(LoadConfig, ParsesEveryVariable) {
   EXPECT_EQ(c.http.shutdownGrace, 2500ms);
   EXPECT_EQ(c.store.root, std::filesystem::path("/tmp/fns"));
   EXPECT_TRUE(c.store.updateScriptsOnStartup);
+  EXPECT_EQ(c.pool.spareWorkers, 0u);
+  EXPECT_EQ(c.pool.pythonSpareWorkers, 3u);
   EXPECT_EQ(c.pool.maxWorkers, 3u);
   EXPECT_EQ(c.pool.runTimeout, 150ms);
   EXPECT_EQ(c.pool.pythonRunTimeout, 250ms);
@@ -141,6 +145,7 @@ TEST(LoadConfig, CollectsEveryBadValue) {
       {"FUNCTIONS_LOGS_MAX_SIZE", "0"},
       {"FUNCTIONS_RESULT_MAX_SIZE", "1tb"},
       {"LOG_LEVEL", "loud"},
+      {"PYTHON_FUNCTIONS_SPARE_WORKERS", "65"},
   };
 
   auto loaded = loadFrom(bad);

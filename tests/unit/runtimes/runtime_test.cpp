@@ -74,7 +74,10 @@ TEST_F(RuntimeCommands, CheckersAndSparesLoadNoModule) {
   EXPECT_EQ(checker.cwd, "/srv/boot");
   EXPECT_THAT(spare.argv, Not(Contains("--module")));
   EXPECT_EQ(spare.argv.back(), "--spare");
-  EXPECT_THROW(runtimes_.spareCommand(Language::Python), std::logic_error);  // no spares for Python
+  auto pythonSpare = runtimes_.spareCommand(Language::Python);
+  EXPECT_THAT(pythonSpare.argv, Not(Contains("--module")));
+  EXPECT_EQ(pythonSpare.argv.back(), "--spare");
+  EXPECT_EQ(pythonSpare.argv[4], "/srv/boot/python/worker.py");
 }
 
 TEST_F(RuntimeCommands, TheTableHasARowPerLanguageWithItsTimeout) {
@@ -82,8 +85,13 @@ TEST_F(RuntimeCommands, TheTableHasARowPerLanguageWithItsTimeout) {
   pool.runTimeout = std::chrono::milliseconds(111);
   pool.pythonRunTimeout = std::chrono::milliseconds(222);
 
+  pool.spareWorkers = 3;
+  pool.pythonSpareWorkers = 4;
+
   EXPECT_EQ(pool.*traits(Language::Node).runTimeout, std::chrono::milliseconds(111));
   EXPECT_EQ(pool.*traits(Language::Python).runTimeout, std::chrono::milliseconds(222));
+  EXPECT_EQ(pool.*traits(Language::Node).spareWorkers, 3u);
+  EXPECT_EQ(pool.*traits(Language::Python).spareWorkers, 4u);
   for (auto language : kLanguages) EXPECT_EQ(traits(language).language, language);
 }
 

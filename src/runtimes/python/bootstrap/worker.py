@@ -32,7 +32,7 @@ WORKER_FILE = os.path.abspath(__file__)
 
 def parse_args(argv):
     args = {"module": None, "builtins": [], "packages": [], "logs_max": 256 * 1024,
-            "result_max": 10 * 1024 * 1024, "check_only": False}
+            "result_max": 10 * 1024 * 1024, "check_only": False, "spare": False}
     names = lambda text: [item.strip() for item in text.split(",") if item.strip()]
     i = 0
     while i < len(argv):
@@ -50,6 +50,8 @@ def parse_args(argv):
             args["result_max"], i = int(value), i + 1
         elif flag == "--check-only":
             args["check_only"] = True
+        elif flag == "--spare":
+            args["spare"] = True
         i += 1
     return args
 
@@ -469,9 +471,11 @@ cache = {}
 functions = {}  # name -> (FunctionSpec, async function)
 
 
-def load_specs(path):
-    with open(path, encoding="utf-8") as source:
-        tree = ast.parse(source.read(), filename=path)
+def load_specs(path, source=None):
+    if source is None:
+        with open(path, encoding="utf-8") as file:
+            source = file.read()
+    tree = ast.parse(source, filename=path)
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "FUNCTIONS" for t in statement.targets):
@@ -481,8 +485,10 @@ def load_specs(path):
     raise ValueError("%s has no FUNCTIONS" % path)
 
 
-def load_workspace(path):
-    specs = load_specs(path)
+def load_workspace(path, source=None):
+    """Loads the generated module at `path`; a spare is sent its text (`source`), as it cannot see
+    the workspace's directory."""
+    specs = load_specs(path, source)
     fresh_defaults = {spec.name: dict(spec.parameters) for spec in specs}
 
     def default_of(function, parameter):
@@ -669,8 +675,41 @@ def handle_frame(line):
         send({"type": "pong", "id": frame.get("id")})
     elif kind == "check":
         handle_check(frame)
+    elif kind == "load" and ARGS["spare"] and not functions:
+        handle_load(frame)
     else:
         send({"type": "error", "id": frame.get("id"), "message": "unknown frame type %s" % kind})
+
+
+# ---- Spares ----
+
+# A spare worker starts without a workspace; the service hands it one by sending the generated
+# module's text (see src/pool/spare_pool.hpp), so the first run of a new workspace costs a compile,
+# not an interpreter start. The heavy packages (numpy, pandas) are not imported ahead: they would
+# cost every spare 20-50 MB; load_workspace imports what the workspace's code imports.
+
+
+def handle_load(frame):
+    try:
+        load_workspace(str(frame.get("filename", "functions.py")), str(frame.get("source", "")))
+    except Exception:  # noqa: BLE001 - reported to the service, which starts a fresh worker
+        functions.clear()
+        send({"type": "loaded", "id": frame.get("id"), "ok": False,
+              "error": {"name": "LoadError", "message": traceback.format_exc()}})
+        return
+    send({"type": "loaded", "id": frame.get("id"), "ok": True})
+
+
+async def warm_up():
+    """Runs the paths a workspace's first run takes (parse, compile, call, serialise) once, so that
+    run does not pay for them."""
+    spec = FunctionSpec("customcode_warm_up", [("a", "null")], "return {'x': a, 'n': [1, 2.5, True, None]}")
+    namespace = {"__builtins__": user_builtins(), "cache": {}, "__customcode_missing__": _MISSING,
+                 "__customcode_default__": lambda function, parameter: None}
+    compile_function(spec, namespace)
+    serialize_result(await namespace[spec.name](a="warm"))
+    linecache.cache.pop(spec.name, None)
+    json.loads('{"type":"run","id":1,"fn":"f","parameters":{"a":1}}')
 
 
 def exit_now(code):
@@ -721,7 +760,12 @@ async def main():
     _loop = asyncio.get_running_loop()
     _loop_thread = threading.get_ident()
     _loop.set_exception_handler(on_loop_exception)
-    if not ARGS["check_only"]:
+    if ARGS["spare"]:
+        try:
+            await warm_up()
+        except Exception:  # noqa: BLE001 - only a warm-up: the spare still serves
+            traceback.print_exc(file=_real_stderr)
+    elif not ARGS["check_only"]:
         try:
             load_workspace(ARGS["module"])
         except Exception:  # noqa: BLE001 - reported to the service, which logs it

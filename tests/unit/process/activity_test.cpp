@@ -1,0 +1,98 @@
+#include "process/activity.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+namespace customcode::process {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A child that runs `body` in a grandchild and waits for it, as bubblewrap holds the runtime.
+pid_t forkTree(void (*body)()) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    pid_t inner = fork();
+    if (inner == 0) {
+      body();
+      _exit(0);
+    }
+    waitpid(inner, nullptr, 0);
+    _exit(0);
+  }
+  return pid;
+}
+
+void spin() {
+  volatile unsigned long n = 0;
+  for (;;) n = n + 1;
+}
+void sleepLong() { ::sleep(30); }
+
+void stop(pid_t pid) {
+  ::kill(-pid, SIGKILL);
+  ::kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+TreeActivity twoLooks(pid_t pid, bool& busy) {
+  auto before = lookAtTree(pid);
+  auto started = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(60ms);
+  auto after = lookAtTree(pid);
+  EXPECT_TRUE(before && after);
+  busy = looksBusy(*before, *after, std::chrono::steady_clock::now() - started);
+  return *after;
+}
+
+TEST(ActivityTest, AGrandchildSpinningMakesTheTreeBusy) {
+  pid_t pid = forkTree(spin);
+  ASSERT_GT(pid, 0);
+  setpgid(pid, pid);
+  std::this_thread::sleep_for(20ms);
+  bool busy = false;
+  auto after = twoLooks(pid, busy);
+  stop(pid);
+  EXPECT_TRUE(busy);
+  EXPECT_GT(after.cpu, 10ms);
+}
+
+TEST(ActivityTest, ASleepingTreeIsNotBusy) {
+  pid_t pid = forkTree(sleepLong);
+  ASSERT_GT(pid, 0);
+  std::this_thread::sleep_for(20ms);
+  bool busy = true;
+  auto after = twoLooks(pid, busy);
+  stop(pid);
+  EXPECT_FALSE(busy);
+  EXPECT_FALSE(after.running);
+  EXPECT_LT(after.cpu, 20ms);
+}
+
+TEST(ActivityTest, AGoneProcessHasNoActivity) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  waitpid(pid, nullptr, 0);
+  EXPECT_FALSE(lookAtTree(pid).has_value());
+}
+
+TEST(ActivityTest, HalfACpuOverTheIntervalIsBusy) {
+  TreeActivity before{.cpu = 100ms, .running = false};
+  TreeActivity after{.cpu = 126ms, .running = false};
+  EXPECT_TRUE(looksBusy(before, after, 50ms));
+  after.cpu = 120ms;
+  EXPECT_FALSE(looksBusy(before, after, 50ms));
+  after.running = true;
+  EXPECT_FALSE(looksBusy(before, after, 50ms));  // running at one look only
+  before.running = true;
+  EXPECT_TRUE(looksBusy(before, after, 50ms));
+}
+
+}  // namespace
+}  // namespace customcode::process
