@@ -14,10 +14,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A child that runs `body` in a grandchild and waits for it, as bubblewrap holds the runtime.
+// A child that runs `body` in a grandchild and waits for it, as bubblewrap holds the runtime. Both
+// are in a process group of their own (made by the child before it forks), which stop() kills.
 pid_t forkTree(void (*body)()) {
   pid_t pid = fork();
   if (pid == 0) {
+    ::setpgid(0, 0);
     pid_t inner = fork();
     if (inner == 0) {
       body();
@@ -54,7 +56,7 @@ TreeActivity twoLooks(pid_t pid, bool& busy) {
 TEST(ActivityTest, AGrandchildSpinningMakesTheTreeBusy) {
   pid_t pid = forkTree(spin);
   ASSERT_GT(pid, 0);
-  setpgid(pid, pid);
+  ::setpgid(pid, pid);  // also from here, so that stop() finds the group whoever runs first
   std::this_thread::sleep_for(20ms);
   bool busy = false;
   auto after = twoLooks(pid, busy);
@@ -66,6 +68,7 @@ TEST(ActivityTest, AGrandchildSpinningMakesTheTreeBusy) {
 TEST(ActivityTest, ASleepingTreeIsNotBusy) {
   pid_t pid = forkTree(sleepLong);
   ASSERT_GT(pid, 0);
+  ::setpgid(pid, pid);
   std::this_thread::sleep_for(20ms);
   bool busy = true;
   auto after = twoLooks(pid, busy);
