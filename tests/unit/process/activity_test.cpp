@@ -53,29 +53,40 @@ TreeActivity twoLooks(pid_t pid, bool& busy) {
   return *after;
 }
 
+// Waits (at most 10 s) until the tree of `pid` looks as `wanted` says.
+bool waitForTree(pid_t pid, bool (*wanted)(const TreeActivity&)) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto activity = lookAtTree(pid); activity && wanted(*activity)) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
 TEST(ActivityTest, AGrandchildSpinningMakesTheTreeBusy) {
   pid_t pid = forkTree(spin);
   ASSERT_GT(pid, 0);
   ::setpgid(pid, pid);  // also from here, so that stop() finds the group whoever runs first
-  std::this_thread::sleep_for(20ms);
+  // The grandchild's CPU time shows in the tree once it has spun for a few clock ticks.
+  const bool spun = waitForTree(pid, [](const TreeActivity& a) { return a.cpu >= 30ms; });
   bool busy = false;
-  auto after = twoLooks(pid, busy);
+  twoLooks(pid, busy);
   stop(pid);
+  EXPECT_TRUE(spun);
   EXPECT_TRUE(busy);
-  EXPECT_GT(after.cpu, 10ms);
 }
 
 TEST(ActivityTest, ASleepingTreeIsNotBusy) {
   pid_t pid = forkTree(sleepLong);
   ASSERT_GT(pid, 0);
   ::setpgid(pid, pid);
-  std::this_thread::sleep_for(20ms);
+  const bool settled = waitForTree(pid, [](const TreeActivity& a) { return !a.running; });
   bool busy = true;
   auto after = twoLooks(pid, busy);
   stop(pid);
+  EXPECT_TRUE(settled);
   EXPECT_FALSE(busy);
-  EXPECT_FALSE(after.running);
-  EXPECT_LT(after.cpu, 20ms);
+  EXPECT_LT(after.cpu, 30ms);
 }
 
 TEST(ActivityTest, AGoneProcessHasNoActivity) {
