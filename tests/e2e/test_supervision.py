@@ -104,7 +104,7 @@ def test_a_worker_spinning_after_its_timeout_is_killed_without_waiting_for_the_p
     assert service.run("spinner", "spin").status_code == 504
     r = service.run("spinner", "ok", timeout=10)  # far below the 30 s ping timeout
     assert r.status_code == 200 and r.json()["result"] == "fine"
-    assert stuck not in service.worker_pids()
+    assert wait_for(lambda: stuck not in service.worker_pids(), timeout=5)  # killed, and reaped soon after
     assert service.metric("customcode_worker_kills_total") == 1
     assert "kept running (stuck in a loop?)" in service.log()
 
