@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cerrno>
+#include <random>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -67,7 +68,8 @@ const char* isolationName(Isolation isolation) {
   return "none";
 }
 
-Sandbox::Sandbox(config::SandboxConfig config) : config_(std::move(config)) {}
+Sandbox::Sandbox(config::SandboxConfig config)
+    : config_(std::move(config)), nextUid_(static_cast<uid_t>(std::random_device{}() % kRestrictedUidCount)) {}
 
 Sandbox::~Sandbox() {
   if (stageDir_.empty()) return;

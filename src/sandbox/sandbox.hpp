@@ -103,7 +103,10 @@ class Sandbox {
   bool switchUser_ = false;
   std::filesystem::path stageDir_;  // empty: bwrap binds by path
   std::shared_ptr<const SeccompFilter> seccomp_;
-  mutable uid_t nextUid_ = 0;  // restricted mode: offset of the next worker's uid
+  // Restricted mode: offset of the next worker's uid. It starts at a random place, so that another
+  // instance on the host (or this one restarted while its old workers still exit) does not hand out
+  // the same uids, whose processes would share RLIMIT_NPROC and could signal each other.
+  mutable uid_t nextUid_ = 0;
   const network::WorkerNetwork* network_ = nullptr;
   std::vector<std::string> warnings_;
 };
