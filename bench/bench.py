@@ -186,11 +186,11 @@ def first_run_after_restart(binary, env, functions, fn, params, samples=5):
         shutil.rmtree(data, ignore_errors=True)
 
 
-def memory_per_worker(service, functions, fn, params, count=10):
+def memory_per_worker(service, functions, fn, params, count=10, prefix="mem"):
     before = set(service.worker_pids())
     for i in range(count):
-        service.save(f"mem{i}", functions)
-        service.run(f"mem{i}", fn, params)
+        service.save(f"{prefix}{i}", functions)
+        service.run(f"{prefix}{i}", fn, params)
     time.sleep(0.5)
     new = [p for p in service.worker_pids() if p not in before]
     total = sum(pss_kb(p) for w in new for p in descendants(w))
@@ -292,6 +292,10 @@ def main():
             record("python hello, 16 conn", "req/s", lambda: wrk(py_url, 16, args.duration, body)["rps"])
             record("python cold start, first run after save", "ms",
                    lambda: cold_start(service, HELLO_PY, "hello", {"name": "x"}))
+            record("python first run after restart", "ms",
+                   lambda: first_run_after_restart(os.path.abspath(args.binary), env, HELLO_PY, "hello", {"name": "x"}))
+            record("python memory per warm workspace (PSS)", "MB",
+                   lambda: memory_per_worker(service, HELLO_PY, "hello", {"name": "x"}, prefix="pymem"))
         if want("runaway"):
             record("runaway: next run after a while(true) timeout", "ms",
                    lambda: runaway_recovery(service, "runaway", RUNAWAY_JS))
