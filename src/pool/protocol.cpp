@@ -66,6 +66,40 @@ std::string loadMembers(std::string_view filename, std::string_view source) {
          ",\"source\":" + boost::json::serialize(boost::json::string(source));
 }
 
+std::optional<CallRequest> decodeCallFrame(boost::json::object& frame) {
+  CallRequest call;
+  const auto* id = frame.if_contains("id");
+  const auto* run = frame.if_contains("run");
+  const auto* fn = frame.if_contains("fn");
+  auto* parameters = frame.if_contains("parameters");
+  if (!id || !run || !fn || !fn->is_string()) return std::nullopt;
+  boost::system::error_code ec;
+  call.id = id->to_number<std::uint64_t>(ec);
+  if (ec) return std::nullopt;
+  call.run = run->to_number<std::uint64_t>(ec);
+  if (ec) return std::nullopt;
+  call.function = std::string(fn->get_string());
+  if (parameters && parameters->is_object()) call.parameters = std::move(parameters->get_object());
+  else if (parameters && !parameters->is_null()) return std::nullopt;
+  return call;
+}
+
+std::string calledResultFrame(std::uint64_t id, std::string_view result) {
+  std::string frame;
+  frame.reserve(48 + result.size());
+  frame += "{\"type\":\"called\",\"id\":";
+  frame += std::to_string(id);
+  frame += ",\"ok\":true,\"result\":";
+  frame += result;
+  frame += "}\n";
+  return frame;
+}
+
+std::string calledErrorFrame(std::uint64_t id, const boost::json::object& error) {
+  return "{\"type\":\"called\",\"id\":" + std::to_string(id) +
+         ",\"ok\":false,\"error\":" + boost::json::serialize(error) + "}\n";
+}
+
 namespace {
 
 std::string stringMember(const boost::json::object& object, std::string_view key, std::string fallback = {}) {
@@ -108,7 +142,11 @@ void decodeRunAnswer(boost::json::object& frame, RunOutcome& outcome) {
   boost::json::object thrown = error && error->is_object() ? error->get_object() : boost::json::object{};
   auto name = stringMember(thrown, "name", "Error");
   auto message = stringMember(thrown, "message");
-  if (name == "ResultTooLarge") outcome.error = Error{Errc::ResultTooLarge, message};
+  auto raisedIn = stringMember(thrown, "function");
+  if (!raisedIn.empty())
+    outcome.error = Error{Errc::FunctionFailed, name + ": " + message + " (in function \"" + raisedIn + "\")",
+                          std::move(thrown)};
+  else if (name == "ResultTooLarge") outcome.error = Error{Errc::ResultTooLarge, message};
   else if (name == "NotFound") outcome.error = Error{Errc::FunctionNotFound, message};
   else outcome.error = Error{Errc::FunctionFailed, name + ": " + message, std::move(thrown)};
 }

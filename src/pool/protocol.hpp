@@ -21,6 +21,9 @@
 //                      {"type":"check","id":8,"functions":[{"name","code","parameters":[...]}]}
 //                      {"type":"ping","id":9}
 //                      {"type":"load","id":10,"filename":"/data/ws/functions.mjs","source":"…"}   spares only
+//                      {"type":"called","id":3,"ok":true,"result":…}          answers a "call" (below)
+//                      {"type":"called","id":3,"ok":false,"error":{"name","message","stack"?,"function"}}
+//                      {"type":"cancel","id":7}      the run 7 is no longer wanted (its caller is gone)
 //   worker -> service  {"type":"ready","pid":123}                      once, after loading
 //                      {"type":"log","id":7,"level":"log","message":"…","timestamp":"…"}
 //                      {"type":"result","id":7,"ok":true,"result":…,"duration":3}
@@ -29,7 +32,16 @@
 //                      {"type":"pong","id":9}
 //                      {"type":"loaded","id":10,"ok":true}
 //                      {"type":"fatal","message":"…"}                  before exiting at start-up
-// Any frame with an id other than a log answers the request with that id.
+//                      {"type":"call","id":3,"run":7,"fn":"other","parameters":{...}}
+// Any frame with an id other than a log or a call answers the request with that id.
+//
+// A "call" is a function of run 7 calling `other`, a function of the workspace in the other
+// language: its id is the worker's own (one counter per worker, apart from the service's ids),
+// and the service answers it with a "called" frame of the same id once it ran `other` on the
+// workspace's worker of that language, within what is left of run 7's deadline. The error of a
+// "called" frame names the function where it was raised ("function"); the worker raises it as an
+// exception of its language, and reports it with that "function" when the run does not catch it.
+// The call depth is the service's to count: a worker cannot claim one.
 namespace customcode::pool {
 
 // Splits a byte stream into lines. A line longer than `maxLine` is an error: the worker that sent
@@ -83,6 +95,21 @@ struct CheckedFunction {
 std::string checkMembers(const std::vector<CheckedFunction>& functions);
 std::string loadMembers(std::string_view filename, std::string_view source);
 
+// A "call" frame, decoded (a frame of another type, or with a member of the wrong type: nullopt).
+// Parameters are an object; a call without parameters has an empty one.
+struct CallRequest {
+  std::uint64_t id = 0;   // the worker's id of the call, for the answer
+  std::uint64_t run = 0;  // the service's id of the run that calls
+  std::string function;
+  boost::json::object parameters;
+};
+std::optional<CallRequest> decodeCallFrame(boost::json::object& frame);
+
+// The answers to a call: the callee's result (one JSON value, as text), or the error the caller
+// raises: {"name","message","stack"?,"function"}.
+std::string calledResultFrame(std::uint64_t id, std::string_view result);
+std::string calledErrorFrame(std::uint64_t id, const boost::json::object& error);
+
 // What a run came to. A successful run has one shape: its result as JSON text. Any other outcome
 // is an `error` (http/error_response.cpp maps its code to a status); every one but
 // FunctionNotFound keeps the run's logs and duration.
@@ -100,6 +127,8 @@ struct RunOutcome {
 
 // Fills `outcome` from the answer of a run: a result frame parsed the general way
 // ({"ok":false,...}, or a success in another layout than readResultFrame's).
+// An error that names the function where it was raised ("function": it crossed from a function of
+// the other language) is always a FunctionFailed, whatever its name.
 void decodeRunAnswer(boost::json::object& frame, RunOutcome& outcome);
 
 // One syntax error reported by a checker: line and column of the user's code, from 1.

@@ -157,5 +157,95 @@ TEST(ResultFrame, RefusesAResultThatIsNotExactlyOneJsonValue) {
   }
 }
 
+// ---- Calls between languages ----
+
+boost::json::object objectOf(std::string_view text) { return boost::json::parse(text).as_object(); }
+
+TEST(CallFrame, DecodesTheCallOfARun) {
+  auto frame = objectOf(R"({"type":"call","id":3,"run":7,"fn":"other","parameters":{"x":[1,{"y":null}]}})");
+
+  auto call = decodeCallFrame(frame);
+
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->id, 3u);
+  EXPECT_EQ(call->run, 7u);
+  EXPECT_EQ(call->function, "other");
+  EXPECT_EQ(call->parameters, objectOf(R"({"x":[1,{"y":null}]})"));
+}
+
+TEST(CallFrame, TakesNoParametersOrNullAsNone) {
+  auto without = objectOf(R"({"type":"call","id":1,"run":2,"fn":"f"})");
+  auto null = objectOf(R"({"type":"call","id":1,"run":2,"fn":"f","parameters":null})");
+
+  ASSERT_TRUE(decodeCallFrame(without));
+  EXPECT_TRUE(decodeCallFrame(without)->parameters.empty());
+  ASSERT_TRUE(decodeCallFrame(null));
+  EXPECT_TRUE(decodeCallFrame(null)->parameters.empty());
+}
+
+TEST(CallFrame, RefusesMembersOfTheWrongType) {
+  for (std::string_view text : {
+           R"({"type":"call","run":2,"fn":"f"})",                       // no id
+           R"({"type":"call","id":1,"fn":"f"})",                        // no run
+           R"({"type":"call","id":1,"run":2})",                         // no function
+           R"({"type":"call","id":-1,"run":2,"fn":"f"})",               // not an id
+           R"({"type":"call","id":1,"run":"2","fn":"f"})",              // a string run
+           R"({"type":"call","id":1,"run":2,"fn":3})",                  // a number function
+           R"({"type":"call","id":1,"run":2,"fn":"f","parameters":[1]})",  // not an object
+           R"({"type":"call","id":1,"run":2,"fn":"f","parameters":"x"})",
+       }) {
+    auto frame = objectOf(text);
+    EXPECT_FALSE(decodeCallFrame(frame)) << text;
+  }
+}
+
+TEST(CalledFrame, CarriesTheResultTextAsItIs) {
+  auto frame = calledResultFrame(9, R"({"a":"é","b":[1,2.5,null]})");
+
+  ASSERT_TRUE(frame.ends_with("}\n"));
+  EXPECT_EQ(std::count(frame.begin(), frame.end(), '\n'), 1);
+  EXPECT_EQ(frame, R"({"type":"called","id":9,"ok":true,"result":{"a":"é","b":[1,2.5,null]}})" "\n");
+}
+
+TEST(CalledFrame, CarriesTheErrorTheCallerRaises) {
+  boost::json::object error{{"name", "ValueError"}, {"message", "bad \"x\"\n"}, {"stack", "s"}, {"function", "f"}};
+
+  auto frame = calledErrorFrame(4, error);
+
+  EXPECT_EQ(std::count(frame.begin(), frame.end(), '\n'), 1);
+  EXPECT_EQ(boost::json::parse(frame),
+            boost::json::parse(R"({"type":"called","id":4,"ok":false,"error":{"name":"ValueError",)"
+                               R"("message":"bad \"x\"\n","stack":"s","function":"f"}})"));
+}
+
+TEST(RunAnswer, AnErrorRaisedInAnotherFunctionIsAFunctionErrorNamingIt) {
+  // Even under the names the service gives its own meanings (ResultTooLarge, NotFound).
+  for (std::string_view name : {"RangeError", "ResultTooLarge", "NotFound"}) {
+    auto frame = objectOf(std::string(R"({"type":"result","id":1,"ok":false,"duration":2,"error":{"name":")") +
+                          std::string(name) + R"(","message":"m","stack":"st","function":"inner"}})");
+    RunOutcome outcome;
+
+    decodeRunAnswer(frame, outcome);
+
+    ASSERT_TRUE(outcome.error) << name;
+    EXPECT_EQ(outcome.error->code, Errc::FunctionFailed) << name;
+    EXPECT_EQ(outcome.error->message, std::string(name) + R"(: m (in function "inner"))");
+    EXPECT_EQ(outcome.error->details.as_object().at("function"), "inner");
+    EXPECT_EQ(outcome.duration, 2);
+  }
+}
+
+TEST(RunAnswer, AnErrorOfTheFunctionItselfKeepsItsEnvelope) {
+  auto frame = objectOf(R"({"type":"result","id":1,"ok":false,"duration":0,"error":{"name":"TypeError","message":"m"}})");
+  RunOutcome outcome;
+
+  decodeRunAnswer(frame, outcome);
+
+  ASSERT_TRUE(outcome.error);
+  EXPECT_EQ(outcome.error->code, Errc::FunctionFailed);
+  EXPECT_EQ(outcome.error->message, "TypeError: m");
+  EXPECT_FALSE(outcome.error->details.as_object().contains("function"));
+}
+
 }  // namespace
 }  // namespace customcode::pool
