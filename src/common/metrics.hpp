@@ -35,6 +35,7 @@ struct Metrics {
   std::uint64_t workerExits = 0;
   std::uint64_t workersAlive = 0;
   std::uint64_t runsInFlight = 0;  // sent to a worker, not yet answered
+  std::uint64_t nestedCalls = 0;   // calls from a function to one of the other language
   std::uint64_t saves = 0;
   std::uint64_t npmInstalls = 0;         // npm runs started at save time
   std::uint64_t npmInstallFailures = 0;  // of which failed or timed out

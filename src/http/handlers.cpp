@@ -101,7 +101,8 @@ void KeyedMutex::unlock(const std::string& key) {
 
 // ---- Api ----
 
-Api::Api(Dependencies deps, const config::Config& config) : deps_(deps), config_(config) {}
+Api::Api(Dependencies deps, const config::Config& config)
+    : deps_(deps), config_(config), nestedCalls_(deps.pool, deps.runtimes, deps.metrics) {}
 
 asio::awaitable<Response> Api::handle(Request request) {
   ++deps_.metrics.httpRequests;
@@ -288,8 +289,14 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
 
   const auto timeout = config_.pool.*runtimes::traits(fn->language).runTimeout;
   const json::value arguments(std::move(*parameters));
+  // Its calls to functions of the other language share its version and its deadline.
+  pool::RunScope scope;
+  scope.calls = &nestedCalls_;
+  scope.stored = *stored;
+  scope.deadline = acquired + timeout;
+  std::shared_ptr<pool::Cancellation> noCaller;  // named (GCC 12, common/async.hpp)
   ++deps_.metrics.runsInFlight;
-  auto outcome = co_await (*worker)->run(function, arguments, timeout);
+  auto outcome = co_await (*worker)->run(function, arguments, timeout, scope, std::move(noCaller));
   --deps_.metrics.runsInFlight;
   if (auto label = outcome.metricLabel(); !label.empty())
     deps_.metrics.recordRun(std::string(workspace::languageName(fn->language)), std::string(label), std::chrono::duration<double>(outcome.elapsed).count());

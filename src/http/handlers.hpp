@@ -5,6 +5,7 @@
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "deps/npm_installer.hpp"
+#include "http/nested_calls.hpp"
 #include "http/playground.hpp"
 #include "http/types.hpp"
 #include "pool/worker_factory.hpp"
@@ -94,6 +95,7 @@ class Api {
   Dependencies deps_;
   const config::Config& config_;  // Owned by Server.
   KeyedMutex writes_;
+  NestedCalls nestedCalls_;
   std::unordered_map<std::string, std::shared_ptr<const workspace::StoredWorkspace>> cache_;
   std::vector<std::string> healthWarnings_;
   std::string isolation_ = "none";

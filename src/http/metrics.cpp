@@ -38,6 +38,8 @@ std::string renderMetrics(const Metrics& m) {
   out += fmt::format("customcode_run_duration_seconds_count {}\n", m.durationCount);
   gauge("customcode_workers_alive", "Live workers in the pool.", m.workersAlive);
   gauge("customcode_runs_in_flight", "Runs sent to a worker and not yet answered.", m.runsInFlight);
+  counter("customcode_nested_calls_total",
+          "Calls from a function to a function of the workspace's other language, sent to its worker.", m.nestedCalls);
   counter("customcode_worker_spawns_total", "Worker processes started.", m.spawns);
   counter("customcode_worker_spawn_failures_total", "Worker processes that failed to start.", m.spawnFailures);
   counter("customcode_cold_starts_total", "Runs that waited for a worker to start.", m.coldStarts);

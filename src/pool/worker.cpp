@@ -37,7 +37,10 @@ bool looksOutOfMemory(std::string_view tail) {
 struct Worker::Pending {
   Event answered;
   std::chrono::steady_clock::time_point started;
+  const RunScope* scope = nullptr;  // a run's (see run()); null for other requests
+  std::shared_ptr<Cancellation> nested;  // made at the run's first nested call
   bool done = false;
+  bool cancelled = false;
   std::size_t logBytes = 0;
   bool logsTruncated = false;
   Reply reply;
@@ -85,11 +88,17 @@ asio::awaitable<Result<void>> Worker::waitReady(std::chrono::milliseconds timeou
 }
 
 asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_view members,
-                                    std::chrono::milliseconds timeout) {
+                                            std::chrono::milliseconds timeout, const RunScope* scope,
+                                            std::shared_ptr<Cancellation> cancel) {
   // A retiring worker still answers: a run that acquired it just before a redeploy goes through.
   if (state_ != State::Ready && state_ != State::Retiring) {
     Reply refused;
     refused.failure = "the worker is not running";
+    co_return refused;
+  }
+  if (cancel && cancel->cancelled()) {
+    Reply refused;
+    refused.status = ReplyStatus::Cancelled;
     co_return refused;
   }
   auto self = shared_from_this();
@@ -98,11 +107,21 @@ asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_v
   auto id = nextId_++;
   Pending pending;
   pending.started = started;
+  pending.scope = scope;
   pending_.emplace(id, &pending);
   send(requestFrame(type, id, members));
+  if (cancel)
+    cancel->onCancel([weak = weak_from_this(), id] {
+      if (auto worker = weak.lock()) worker->cancelCall(id);
+    });
   co_await pending.answered.waitFor(timeout);
   pending_.erase(id);
-  if (!pending.done) {
+  // The run is over: so are the calls it made that are still in flight.
+  if (pending.nested) pending.nested->cancel();
+  if (pending.cancelled) {
+    pending.reply.status = ReplyStatus::Cancelled;
+    unansweredTimeout_ = true;  // as after a timeout: it may still be running that call
+  } else if (!pending.done) {
     pending.reply.status = ReplyStatus::TimedOut;
     unansweredTimeout_ = true;  // it may still be running that call
   }
@@ -113,10 +132,27 @@ asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_v
   co_return std::move(pending.reply);
 }
 
+void Worker::cancelCall(std::uint64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || it->second->done) return;
+  it->second->cancelled = true;
+  // The worker ends the run where it can (a Python task is cancelled); its late answer is dropped.
+  send(requestFrame("cancel", id, ""));
+  it->second->answered.set();
+}
+
 asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::json::value& parameters,
                                         std::chrono::milliseconds timeout) {
+  static const RunScope kNoCalls;
+  std::shared_ptr<Cancellation> never;  // named (GCC 12, common/async.hpp)
+  co_return co_await run(function, parameters, timeout, kNoCalls, std::move(never));
+}
+
+asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::json::value& parameters,
+                                        std::chrono::milliseconds timeout, const RunScope& scope,
+                                        std::shared_ptr<Cancellation> cancel) {
   const auto members = runMembers(function, parameters);  // named (GCC 12, common/async.hpp)
-  auto reply = co_await call("run", members, timeout);
+  auto reply = co_await call("run", members, timeout, &scope, std::move(cancel));
   RunOutcome outcome;
   outcome.elapsed = reply.elapsed;
   outcome.logs = std::move(reply.logs);
@@ -135,6 +171,11 @@ asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::
       spawnLogged(executor_, pingOrKill(), "worker ping");
       break;
     }
+    case ReplyStatus::Cancelled:
+      outcome.error = Error{Errc::WorkerDied, quoted + " was cancelled: the run that called it ended"};
+      // As after a timeout: a worker stuck in that call is killed, one that answers keeps serving.
+      spawnLogged(executor_, pingOrKill(), "worker ping");
+      break;
     case ReplyStatus::Died:
       outcome.error = reply.outOfMemory ? Error{Errc::OutOfMemory, quoted + " ran out of memory: " + reply.failure}
                                         : Error{Errc::WorkerDied, quoted + " failed: " + reply.failure};
@@ -353,6 +394,16 @@ void Worker::handleFrame(std::string_view line) {
     readyEvent_.set();
     return;
   }
+  if (kind == "call") {
+    auto request = decodeCallFrame(frame);
+    if (!request) {
+      log::pool()->warn("[ws:{}][pid {}] ignoring a malformed call frame: {}", workspace(), pid(),
+                        log::truncateForLog(line, 200));
+      return;
+    }
+    spawnLogged(executor_, serveCall(std::move(*request)), "nested call");
+    return;
+  }
   const auto* idValue = frame.if_contains("id");
   if (!idValue || !idValue->is_number()) return;
   boost::system::error_code idError;
@@ -362,27 +413,84 @@ void Worker::handleFrame(std::string_view line) {
   if (it == pending_.end()) return;  // a late answer to a call that timed out
   Pending& pending = *it->second;
   if (kind == "log") {
-    if (pending.logsTruncated) return;
-    const auto* message = frame.if_contains("message");
-    auto size = message && message->is_string() ? message->get_string().size() : 0;
-    if (pending.logBytes + size > options_.logsMaxBytes) {
-      // The bootstrap caps logs itself; this guards against a worker that writes frames directly.
-      pending.logsTruncated = true;
-      pending.reply.logs.push_back(json::object{
-          {"level", "warn"},
-          {"message", "[customcode] logs truncated: this run wrote more than " +
-                          std::to_string(options_.logsMaxBytes) + " bytes of logs"},
-          {"timestamp", frame.contains("timestamp") ? frame.at("timestamp") : json::value(nullptr)}});
-      return;
-    }
-    pending.logBytes += size;
     frame.erase("type");
     frame.erase("id");
-    pending.reply.logs.push_back(std::move(frame));
+    appendLog(pending, std::move(frame));
     return;
   }
   pending.reply.frame = std::move(frame);
   answer(pending);
+}
+
+// The cap is on the whole run, the logs of its nested calls included. The bootstrap caps its own
+// logs; this also guards against a worker that writes frames directly.
+void Worker::appendLog(Pending& pending, json::object log) {
+  if (pending.scope && pending.scope->logsToRun != 0) {
+    if (auto caller = pending.scope->logsTo.lock()) caller->appendLogToRun(pending.scope->logsToRun, std::move(log));
+    return;
+  }
+  if (pending.logsTruncated) return;
+  const auto* message = log.if_contains("message");
+  auto size = message && message->is_string() ? message->get_string().size() : 0;
+  if (pending.logBytes + size > options_.logsMaxBytes) {
+    pending.logsTruncated = true;
+    pending.reply.logs.push_back(json::object{
+        {"level", "warn"},
+        {"message", "[customcode] logs truncated: this run wrote more than " +
+                        std::to_string(options_.logsMaxBytes) + " bytes of logs"},
+        {"timestamp", log.contains("timestamp") ? log.at("timestamp") : json::value(nullptr)}});
+    return;
+  }
+  pending.logBytes += size;
+  pending.reply.logs.push_back(std::move(log));
+}
+
+void Worker::appendLogToRun(std::uint64_t run, json::object log) {
+  auto it = pending_.find(run);
+  if (it != pending_.end() && !it->second->done && !it->second->cancelled) appendLog(*it->second, std::move(log));
+}
+
+asio::awaitable<void> Worker::serveCall(CallRequest request) {
+  auto self = shared_from_this();
+  const std::string caller(workspace::languageName(options_.language));
+  auto refuse = [&](std::string name, std::string message) {
+    send(calledErrorFrame(request.id, json::object{{"name", std::move(name)},
+                                                   {"message", std::move(message)},
+                                                   {"function", request.function}}));
+  };
+  auto it = pending_.find(request.run);
+  if (it == pending_.end() || !it->second->scope || it->second->done || it->second->cancelled) {
+    refuse("Error", "\"" + request.function + "\" was not called: the run that calls it has ended");
+    co_return;
+  }
+  Pending& run = *it->second;
+  if (!run.scope->calls) {
+    refuse("Error", "\"" + request.function + "\" was not called: this run cannot call functions of another language");
+    co_return;
+  }
+  if (!run.nested) run.nested = std::make_shared<Cancellation>();
+  NestedCall nested{.function = request.function,
+                    .parameters = std::move(request.parameters),
+                    .scope = *run.scope,
+                    .caller = caller,
+                    .cancel = run.nested};
+  ++nested.scope.depth;
+  nested.scope.logsTo = weak_from_this();
+  nested.scope.logsToRun = request.run;
+  auto* handler = run.scope->calls;
+  auto outcome = co_await handler->call(std::move(nested));
+
+  // The run may have ended meanwhile (answered, timed out, its worker gone): look it up again.
+  auto again = pending_.find(request.run);
+  const bool timedOut = outcome.error && outcome.error->code == Errc::RunTimedOut;
+  // One deadline: a nested call that timed out fails the whole run as timed out, at once.
+  if (timedOut && again != pending_.end() && !again->second->done && !again->second->cancelled)
+    again->second->answered.set();
+  if (state_ == State::Dead) co_return;
+  if (outcome.ok()) send(calledResultFrame(request.id, outcome.result));
+  else if (timedOut) refuse("TimeoutError", outcome.error->message);
+  else if (outcome.error->details.is_object()) send(calledErrorFrame(request.id, outcome.error->details.get_object()));
+  else refuse("Error", outcome.error->message);
 }
 
 void Worker::answer(Pending& pending) {

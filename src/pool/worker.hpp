@@ -23,6 +23,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace customcode::workspace {
+struct StoredWorkspace;  // workspace/workspace_store.hpp
+}  // namespace customcode::workspace
+
 namespace customcode::pool {
 
 namespace asio = boost::asio;
@@ -47,6 +51,65 @@ struct WorkerOptions {
   std::chrono::milliseconds longRunAfter{0};
   int longRunNice = 19;
   Metrics* metrics = nullptr;  // counts the workers killed as stuck; may be null
+};
+
+// Ends the calls a run made to functions of the other language (below) when that run ends: it was
+// answered, it timed out, it was cancelled itself, or its worker died. cancel() runs each
+// callback once; a callback added after it runs at once. Runs on the workers' executor.
+class Cancellation {
+ public:
+  void cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    auto callbacks = std::move(callbacks_);
+    for (auto& callback : callbacks) callback();
+  }
+  bool cancelled() const { return cancelled_; }
+  void onCancel(std::function<void()> callback) {
+    if (cancelled_) callback();
+    else callbacks_.push_back(std::move(callback));
+  }
+
+ private:
+  bool cancelled_ = false;
+  std::vector<std::function<void()>> callbacks_;
+};
+
+class CallHandler;
+class Worker;
+
+// What a run carries beyond its function and parameters: where its calls to functions of the
+// workspace's other language go, and what binds them (the same version of the workspace, one
+// deadline, a depth). The default scope takes no calls: a run without one that calls is answered
+// with an error.
+struct RunScope {
+  CallHandler* calls = nullptr;  // owned by the caller of Worker::run, outlives the run
+  std::shared_ptr<const workspace::StoredWorkspace> stored;  // the version the run is bound to
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  unsigned depth = 0;  // 0 for a run of a request, n for a call made at depth n - 1
+  // A nested call's logs go to the run that called it as they come (set by the caller's worker):
+  // one log in the order things happened, kept even when the call times out.
+  std::weak_ptr<Worker> logsTo;
+  std::uint64_t logsToRun = 0;
+};
+
+// A call from a function to a function of the other language (pool/protocol.hpp's "call" frame).
+struct NestedCall {
+  std::string function;
+  boost::json::object parameters;
+  RunScope scope;  // the caller's, one level deeper
+  std::string caller;  // the language of the caller, for messages
+  std::shared_ptr<Cancellation> cancel;  // cancelled when the calling run ends
+};
+
+// Serves nested calls: runs the callee on the workspace's worker of its language (Worker::run with
+// the call's scope and cancellation, so its logs reach the caller's run as they come) and returns
+// its outcome. Every error but RunTimedOut must be a FunctionFailed whose details are what the
+// caller raises ({"name","message","stack"?,"function"}).
+class CallHandler {
+ public:
+  virtual ~CallHandler() = default;
+  virtual asio::awaitable<RunOutcome> call(NestedCall call) = 0;
 };
 
 // One worker process and the one owner of what happens on it: it encodes each request, decodes
@@ -74,6 +137,17 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // error. The caller co_awaits at once (the arguments are references).
   asio::awaitable<RunOutcome> run(std::string_view function, const boost::json::value& parameters,
                                   std::chrono::milliseconds timeout);
+
+  // The same, for a run whose functions may call functions of the other language: their "call"
+  // frames go to scope.calls (see CallHandler) and are answered with "called" frames; the calls'
+  // logs join this run's as they come (the cap is on the whole), and the calls still in flight
+  // when this run ends, however it ends, are cancelled. A nested call that timed out fails this
+  // run with RunTimedOut at once. `cancel` (may be null) ends this run early when its own caller
+  // is gone: it fails with WorkerDied, the worker is sent a "cancel" frame, and is then pinged as
+  // after a timeout (killed if it does not answer). The caller co_awaits at once.
+  asio::awaitable<RunOutcome> run(std::string_view function, const boost::json::value& parameters,
+                                  std::chrono::milliseconds timeout, const RunScope& scope,
+                                  std::shared_ptr<Cancellation> cancel);
 
   // Compiles `functions` (a checker worker). Fails with RunTimedOut or WorkerDied.
   asio::awaitable<Result<std::vector<SyntaxProblem>>> check(const std::vector<CheckedFunction>& functions,
@@ -127,7 +201,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
  private:
   struct Pending;
-  enum class ReplyStatus { Replied, TimedOut, Died };
+  enum class ReplyStatus { Replied, TimedOut, Died, Cancelled };
   struct Reply {
     ReplyStatus status = ReplyStatus::Died;
     boost::json::object frame;  // the answer, when Replied and not a fast-path result
@@ -144,7 +218,13 @@ class Worker : public std::enable_shared_from_this<Worker> {
   Worker(asio::any_io_executor executor, process::Started started, WorkerOptions options);
   // Sends {"type":TYPE,"id":…,MEMBERS} and waits at most `timeout` for the answer. A timed-out
   // call is forgotten: a late answer is dropped.
-  asio::awaitable<Reply> call(std::string_view type, std::string_view members, std::chrono::milliseconds timeout);
+  asio::awaitable<Reply> call(std::string_view type, std::string_view members, std::chrono::milliseconds timeout,
+                              const RunScope* scope = nullptr, std::shared_ptr<Cancellation> cancel = nullptr);
+  void cancelCall(std::uint64_t id);
+  // Serves one "call" frame of a run in flight and writes its "called" answer.
+  asio::awaitable<void> serveCall(CallRequest request);
+  void appendLog(Pending& pending, boost::json::object log);
+  void appendLogToRun(std::uint64_t run, boost::json::object log);
   asio::awaitable<void> pingOrKill();
   void send(std::string frame);
   void flush();

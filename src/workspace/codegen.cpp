@@ -1,5 +1,7 @@
 #include "workspace/codegen.hpp"
 
+#include "workspace/validation.hpp"
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -47,7 +49,7 @@ std::optional<std::uint64_t> scriptVersion(std::string_view fileName, Language l
 
 std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceFingerprint) {
   std::string out = header("//", sourceFingerprint);
-  out += "module.exports = function (cache, require, console) {\n";
+  out += "module.exports = function (cache, require, console, __customcode_stub) {\n";
   for (const auto& function : workspace.functions) {
     if (function.language != Language::Node) continue;
     out += "async function " + function.name + "({";
@@ -62,6 +64,14 @@ std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceF
     out += "} = {}) {\n";
     out += function.code;
     out += "\n}\n";
+  }
+  // The Python functions, called through the service: `await other({x: 1})` as for a JavaScript
+  // one. After the functions, so that their lines keep their numbers. A name that is not a
+  // JavaScript identifier (or is reserved there) has no stub; the bootstrap gives a name that is
+  // a global (fetch, process...) the global rather than hide it.
+  for (const auto& function : workspace.functions) {
+    if (function.language == Language::Node || !identifierProblem(function.name, Language::Node).empty()) continue;
+    out += "const " + function.name + " = __customcode_stub(\"" + function.name + "\");\n";
   }
   out += "return {";
   bool first = true;
@@ -92,6 +102,18 @@ std::string generatePythonModule(const Workspace& workspace, std::uint64_t sourc
     out += "],\n        \"code\": " + literal(function.code) + ",\n    },\n";
   }
   out += "]\n";
+  // The JavaScript functions, called through the service, with their parameters' names (a call
+  // may pass them positionally). Only names that are Python identifiers (not reserved there).
+  bool first = true;
+  for (const auto& function : workspace.functions) {
+    if (function.language == Language::Python || !identifierProblem(function.name, Language::Python).empty()) continue;
+    if (first) out += "CALLS = [\n";
+    first = false;
+    out += "    (" + literal(function.name) + ", [";
+    for (const auto& parameter : function.parameters) out += literal(parameter.name) + ", ";
+    out += "]),\n";
+  }
+  if (!first) out += "]\n";
   return out;
 }
 

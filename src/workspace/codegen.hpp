@@ -22,8 +22,10 @@ std::string scriptFileName(Language language, std::uint64_t version);
 std::optional<std::uint64_t> scriptVersion(std::string_view fileName, Language language);
 
 // The CommonJS module of every nodejs function of `workspace`: it exports a factory
-// `(cache, require, console) => ({NAME: async function NAME({p1, p2} = {}) {...}, ...})`.
-// The user's code sits on its own lines, so its line N is line N + offset() of the module.
+// `(cache, require, console, stub) => ({NAME: async function NAME({p1, p2} = {}) {...}, ...})`.
+// The user's code sits on its own lines, so its line N is line N + offset() of the module. Each
+// python function is a `const NAME = stub("NAME")` after them: a function that calls it through
+// the service (pool/protocol.hpp's "call" frame); it is not exported.
 std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceFingerprint);
 
 // The Python module of every python function of `workspace`. It holds data only, one Python
@@ -31,7 +33,9 @@ std::string generateNodeModule(const Workspace& workspace, std::uint64_t sourceF
 // every string JSON-escaped (a JSON string is a valid Python string literal). The worker
 // (runtimes/python/bootstrap/worker.py) compiles each code as the body of
 // `async def NAME(p1=<default or None>, ...)` with the ast module, so the code is never
-// re-indented and its line N is line N in tracebacks and syntax errors.
+// re-indented and its line N is line N in tracebacks and syntax errors. When the workspace has
+// nodejs functions, `CALLS = [(NAME, [PARAMETER, ...]), ...]` lists them: the worker makes each a
+// function that calls it through the service.
 std::string generatePythonModule(const Workspace& workspace, std::uint64_t sourceFingerprint);
 
 // Generated scripts, keyed by language, for the languages the workspace uses.

@@ -27,6 +27,7 @@ using customcode::testing::kProcessDeadline;
 using customcode::testing::resultOf;
 using customcode::testing::TestLoop;
 using ::testing::HasSubstr;
+namespace asio = boost::asio;
 
 constexpr std::size_t kResultMax = 4096;
 
@@ -53,6 +54,7 @@ class BootstrapContract : public ::testing::TestWithParam<Language> {
     config.bootstrapDir = CUSTOMCODE_BOOTSTRAP_DIR;
     config.resultMaxBytes = kResultMax;
     config.pythonPackagesWhitelist = {"json"};
+    config.pythonBuiltinModules = {"asyncio"};
     runtimes_.emplace(config, sandbox_);
     if (!runtimes_->available(GetParam())) throw std::runtime_error("no bootstrap in " + config.bootstrapDir.string());
     auto ws = workspace::workspaceOf(body);
@@ -70,6 +72,21 @@ class BootstrapContract : public ::testing::TestWithParam<Language> {
                        json::object parameters = {}) {
     return loop_.run(customcode::testing::callRun(worker, std::move(function), std::move(parameters), kProcessDeadline),
                      kProcessDeadline + 1s);
+  }
+
+  // A run whose calls to the other language go to `calls`.
+  static asio::awaitable<pool::RunOutcome> callRunWithScope(std::shared_ptr<pool::Worker> worker, std::string function,
+                                                            pool::CallHandler* calls, std::chrono::milliseconds timeout) {
+    pool::RunScope scope;
+    scope.calls = calls;
+    scope.deadline = std::chrono::steady_clock::now() + timeout;
+    const json::value parameters = json::object{};
+    std::shared_ptr<pool::Cancellation> none;
+    co_return co_await worker->run(function, parameters, timeout, scope, std::move(none));
+  }
+  pool::RunOutcome runWithCalls(const std::shared_ptr<pool::Worker>& worker, std::string function,
+                                pool::CallHandler& calls, std::chrono::milliseconds timeout = kProcessDeadline) {
+    return loop_.run(callRunWithScope(worker, std::move(function), &calls, timeout), kProcessDeadline + 1s);
   }
 
   bool python() const { return GetParam() == Language::Python; }
@@ -185,6 +202,172 @@ TEST_P(BootstrapContract, TheCheckerReportsSyntaxErrorsWithTheirPlace) {
   EXPECT_EQ(problems->front().line, 2);
   EXPECT_TRUE(problems->front().column.has_value());
   EXPECT_FALSE(problems->front().message.empty());
+}
+
+// ---- Calls to the other language ----
+
+// Stands in for the service's side of a nested call: records each call and answers it as the test
+// says, or, for a function named "hangs", waits until the call is cancelled.
+class FakeCalls : public pool::CallHandler {
+ public:
+  struct Seen {
+    std::string function;
+    json::object parameters;
+    unsigned depth;
+  };
+  std::function<pool::RunOutcome(const pool::NestedCall&)> answer = [](const pool::NestedCall&) {
+    pool::RunOutcome outcome;
+    outcome.result = "null";
+    return outcome;
+  };
+  std::vector<Seen> seen;
+  bool cancelled = false;
+
+  asio::awaitable<pool::RunOutcome> call(pool::NestedCall call) override {
+    seen.push_back({call.function, call.parameters, call.scope.depth});
+    if (call.function == "hangs") {
+      auto ended = std::make_shared<Event>();
+      call.cancel->onCancel([ended] { ended->set(); });
+      co_await ended->wait();
+      cancelled = true;
+      pool::RunOutcome outcome;
+      outcome.error = Error{Errc::WorkerDied, "cancelled"};
+      co_return outcome;
+    }
+    co_return answer(call);
+  }
+};
+
+pool::RunOutcome raised(std::string_view details) {
+  pool::RunOutcome outcome;
+  outcome.error = Error{Errc::FunctionFailed, "x", json::parse(details)};
+  return outcome;
+}
+
+// A workspace whose functions of the test's language call `other` and `hangs`, functions of the
+// other language (parameters a and b: a Python caller may pass them positionally).
+std::string callersBody(bool python) {
+  auto fn = [&](std::string js, std::string py) {
+    return json::object{{"code", python ? py : js}, {"language", python ? "python" : "nodejs"}};
+  };
+  auto other = json::object{{"code", python ? "return 1;" : "return 1"},
+                            {"language", python ? "nodejs" : "python"},
+                            {"parameters", json::object{{"a", json::object{}}, {"b", json::object{}}}}};
+  auto hangs = json::object{{"code", python ? "return 1;" : "return 1"}, {"language", python ? "nodejs" : "python"}};
+  json::object functions{
+      {"other", other},
+      {"hangs", hangs},
+      {"calls", fn(R"(return await other({a: 1, b: [2, "é", null, {c: true}]});)",
+                   R"(return await other(1, b=[2, "é", None, {"c": True}]))")},
+      {"catches", fn("try { await other({}); } catch (e) { return [e.name, e.message, e.stack]; }",
+                     "try:\n    await other()\nexcept Exception as e:\n"
+                     "    return [type(e).__name__, str(e), e.stack, isinstance(e, TypeError)]")},
+      {"uncaught", fn("await other({}); return 1;", "await other()\nreturn 1")},
+      {"fires", fn("other({}).catch(() => {}); hangs({}).catch(() => {});\n"
+                   "await new Promise((r) => setTimeout(r, 100)); return 'done';",
+                   "import asyncio\nasyncio.ensure_future(other())\nasyncio.ensure_future(hangs())\n"
+                   "await asyncio.sleep(0.1)\nreturn 'done'")},
+      {"waits", fn("await other({}); return 'late';", "await other()\nreturn 'late'")},
+      {"waitsForHangs", fn("await hangs({}); return 'late';", "await hangs()\nreturn 'late'")},
+  };
+  return json::serialize(json::object{{"functions", functions}});
+}
+
+TEST_P(BootstrapContract, ACallToTheOtherLanguageGoesToTheServiceAndReturnsItsResult) {
+  auto worker = start(callersBody(python()));
+  FakeCalls calls;
+  calls.answer = [](const pool::NestedCall&) {
+    pool::RunOutcome outcome;
+    outcome.result = R"({"got":["\u00e9",1.5,null]})";
+    return outcome;
+  };
+
+  auto outcome = runWithCalls(worker, "calls", calls);
+
+  ASSERT_EQ(errorOf(outcome), std::nullopt) << outcome.error->message;
+  EXPECT_EQ(resultOf(outcome), json::parse(R"({"got":["\u00e9",1.5,null]})"));
+  ASSERT_EQ(calls.seen.size(), 1u);
+  EXPECT_EQ(calls.seen[0].function, "other");
+  EXPECT_EQ(calls.seen[0].parameters, json::parse(R"({"a":1,"b":[2,"\u00e9",null,{"c":true}]})").as_object());
+  EXPECT_EQ(calls.seen[0].depth, 1u);
+}
+
+TEST_P(BootstrapContract, AnErrorOfACallIsRaisedWithTheCalleesNameMessageAndStack) {
+  auto worker = start(callersBody(python()));
+  FakeCalls calls;
+  calls.answer = [](const pool::NestedCall&) {
+    return raised(R"({"name":"TypeError","message":"bad","stack":"TypeError: bad\n    at callee","function":"deep"})");
+  };
+
+  auto caught = runWithCalls(worker, "catches", calls);
+  auto uncaught = runWithCalls(worker, "uncaught", calls);
+
+  ASSERT_EQ(errorOf(caught), std::nullopt) << caught.error->message;
+  auto values = resultOf(caught).as_array();
+  EXPECT_EQ(values[0], "TypeError");
+  EXPECT_EQ(values[1], "bad");
+  EXPECT_THAT(std::string(values[2].as_string()), HasSubstr("at callee"));
+  if (python()) {
+    EXPECT_EQ(values[3], true);  // also caught by `except TypeError`
+  }
+  ASSERT_EQ(errorOf(uncaught), Errc::FunctionFailed);
+  EXPECT_EQ(uncaught.error->message, "TypeError: bad (in function \"deep\")");
+  const auto& details = uncaught.error->details.as_object();
+  EXPECT_EQ(details.at("name"), "TypeError");
+  EXPECT_EQ(details.at("function"), "deep");
+  EXPECT_THAT(std::string(details.at("stack").as_string()), HasSubstr("at callee"));
+  EXPECT_THAT(std::string(details.at("stack").as_string()), HasSubstr("uncaught"));  // the caller's line too
+}
+
+TEST_P(BootstrapContract, ATimedOutCallFailsTheRunAtOnce) {
+  auto worker = start(callersBody(python()));
+  FakeCalls calls;
+  calls.answer = [](const pool::NestedCall&) {
+    pool::RunOutcome outcome;
+    outcome.error = Error{Errc::RunTimedOut, "timed out"};
+    return outcome;
+  };
+  const auto started = std::chrono::steady_clock::now();
+
+  auto outcome = runWithCalls(worker, "waits", calls, 60s);
+
+  EXPECT_EQ(errorOf(outcome), Errc::RunTimedOut);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);  // not the run's own 60 s
+  EXPECT_TRUE(loop_.run(customcode::testing::callPing(worker, kProcessDeadline), kProcessDeadline + 1s));  // and the worker serves on
+}
+
+TEST_P(BootstrapContract, TheCallsARunLeavesInFlightAreCancelledWhenItEnds) {
+  auto worker = start(callersBody(python()));
+  FakeCalls calls;
+
+  auto outcome = runWithCalls(worker, "fires", calls);
+
+  ASSERT_EQ(errorOf(outcome), std::nullopt) << outcome.error->message;
+  EXPECT_EQ(resultOf(outcome), "done");
+  EXPECT_TRUE(loop_.runUntil([&] { return calls.cancelled; }, kProcessDeadline));
+  EXPECT_EQ(calls.seen.size(), 2u);
+}
+
+TEST_P(BootstrapContract, TheCallsOfAWorkerThatIsKilledAreCancelled) {
+  auto worker = start(callersBody(python()));
+  FakeCalls calls;
+  auto task = loop_.start(callRunWithScope(worker, "waitsForHangs", &calls, kProcessDeadline));
+  ASSERT_TRUE(loop_.runUntil([&] { return calls.seen.size() == 1; }, kProcessDeadline));
+
+  worker->kill("killed by the test");
+
+  ASSERT_TRUE(loop_.runUntil([&] { return task->done && calls.cancelled; }, kProcessDeadline));
+  EXPECT_EQ(errorOf(*task->value), Errc::WorkerDied);
+}
+
+TEST_P(BootstrapContract, ARunWithoutCallsAnswersACallWithAnError) {
+  auto worker = start(callersBody(python()));
+
+  auto outcome = run(worker, "catches");
+
+  ASSERT_EQ(errorOf(outcome), std::nullopt) << outcome.error->message;
+  EXPECT_EQ(resultOf(outcome).as_array()[0], "Error");
+  EXPECT_THAT(std::string(resultOf(outcome).as_array()[1].as_string()), HasSubstr("cannot call functions of another language"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, BootstrapContract, ::testing::Values(Language::Node, Language::Python),

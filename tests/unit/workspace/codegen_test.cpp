@@ -24,7 +24,7 @@ TEST(Codegen, WrapsEachFunctionInAnAsyncFunctionOfItsParameters) {
 
   auto module = generateNodeModule(ws, 0x1234);
 
-  EXPECT_THAT(module, HasSubstr("module.exports = function (cache, require, console) {\n"));
+  EXPECT_THAT(module, HasSubstr("module.exports = function (cache, require, console, __customcode_stub) {\n"));
   EXPECT_THAT(module, HasSubstr("async function hello({name, n} = {}) {\nreturn 'Hello ' + name;\n}\n"));
   EXPECT_THAT(module, HasSubstr("return { hello };\n};\n"));
 }
@@ -52,6 +52,32 @@ TEST(Codegen, ExportsEveryNodeFunctionAndSkipsPythonOnes) {
   EXPECT_THAT(module, HasSubstr("async function b({} = {}) {\nreturn await a()\n}\n"));
   EXPECT_THAT(module, Not(HasSubstr("function py")));
   EXPECT_THAT(module, HasSubstr("return { a, b };"));
+}
+
+TEST(Codegen, BindsEachPythonFunctionToAStubAfterTheFunctionsWithoutExportingIt) {
+  auto ws = workspaceOf(R"j({"functions": {"a": {"code": "return await py({x: 1})"},
+                            "py": {"code": "return x", "language": "python", "parameters": {"x": {}}},
+                            "b": {"code": "return 2"}}})j");
+
+  auto module = generateNodeModule(ws, 1);
+
+  // After the last function: the lines of the user's code keep their numbers.
+  EXPECT_THAT(module, HasSubstr("async function b({} = {}) {\nreturn 2\n}\nconst py = __customcode_stub(\"py\");\n"
+                                "return { a, b };"));
+}
+
+TEST(Codegen, GivesNoStubToAPythonNameThatJavaScriptReserves) {
+  // Valid Python function names that JavaScript reserves or the module binds itself.
+  auto ws = workspaceOf(R"({"functions": {"a": {"code": "return 1"},
+                            "new": {"code": "return 2", "language": "python"},
+                            "require": {"code": "return 3", "language": "python"},
+                            "ok": {"code": "return 4", "language": "python"}}})");
+
+  auto module = generateNodeModule(ws, 1);
+
+  EXPECT_THAT(module, Not(HasSubstr("const new")));
+  EXPECT_THAT(module, Not(HasSubstr("const require")));
+  EXPECT_THAT(module, HasSubstr("const ok = __customcode_stub(\"ok\");\n"));
 }
 
 TEST(Codegen, PutsTheUserCodeOnLinesOfItsOwn) {

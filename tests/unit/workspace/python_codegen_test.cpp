@@ -51,6 +51,25 @@ TEST(PythonCodegen, HoldsOnlyPythonFunctions) {
   EXPECT_THAT(module, HasSubstr("FUNCTIONS = [\n"));
 }
 
+TEST(PythonCodegen, ListsTheJavaScriptFunctionsItMayCallWithTheirParameters) {
+  auto ws = workspaceOf(R"({"functions": {"py": {"code": "return 2", "language": "python"},
+                            "jsMul": {"code": "return a * b", "parameters": {"a": {}, "b": {"default": 3}}},
+                            "$x": {"code": "return 1"},
+                            "None": {"code": "return 1"}}})");
+
+  auto module = generatePythonModule(ws, 1);
+
+  EXPECT_THAT(module, HasSubstr("CALLS = [\n    (\"jsMul\", [\"a\", \"b\", ]),\n]\n"));
+  EXPECT_THAT(module, Not(HasSubstr("$x")));  // not a Python name
+  EXPECT_THAT(module, Not(HasSubstr("\"None\"")));  // reserved in Python
+}
+
+TEST(PythonCodegen, HasNoCallsWithoutJavaScriptFunctions) {
+  auto ws = workspaceOf(R"({"functions": {"py": {"code": "return 2", "language": "python"}}})");
+
+  EXPECT_THAT(generatePythonModule(ws, 1), Not(HasSubstr("CALLS")));
+}
+
 TEST(PythonCodegen, StartsWithAHeaderCarryingTheFingerprint) {
   auto ws = workspaceOf(R"({"functions": {"f": {"code": "return 1", "language": "python"}}})");
 

@@ -214,7 +214,9 @@ if (workspaceDir && typeof Module._resolveLookupPaths === 'function') {
 
 function describeError(err) {
   if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
-    return { name: String(err.name || 'Error'), message: String(err.message), stack: err.stack ? String(err.stack) : undefined };
+    const described = { name: String(err.name || 'Error'), message: String(err.message), stack: err.stack ? String(err.stack) : undefined };
+    if (typeof err[RAISED_IN] === 'string') described.function = err[RAISED_IN];
+    return described;
   }
   let message;
   try { message = typeof err === 'string' ? err : JSON.stringify(err); } catch { message = String(err); }
@@ -230,12 +232,15 @@ function serializeResult(value) {
 
 let functions = Object.create(null);
 const cache = {};
+const runs = new Map();  // id -> run in flight, for a "cancel"
 
 function handleRun(frame) {
   const fn = Object.prototype.hasOwnProperty.call(functions, frame.fn) ? functions[frame.fn] : undefined;
-  const run = { id: frame.id, logBytes: 0, logsTruncated: false };
+  const run = { id: frame.id, logBytes: 0, logsTruncated: false, cancelled: false };
   const started = performance.now();
+  runs.set(frame.id, run);
   const finish = (answer) => {
+    runs.delete(frame.id);
     answer.duration = Math.round(performance.now() - started);
     send(answer);
   };
@@ -265,6 +270,7 @@ function handleRun(frame) {
         return;
       }
       // The result is spliced in as text: it was serialised once, here.
+      runs.delete(frame.id);
       const duration = Math.round(performance.now() - started);
       outBuffer += `{"type":"result","id":${frame.id},"ok":true,"duration":${duration},"result":${text}}\n`;
       if (!flushScheduled) {
@@ -275,6 +281,89 @@ function handleRun(frame) {
       finish({ type: 'result', id: frame.id, ok: false, error: describeError(err) });
     });
   });
+}
+
+// ---- Calls to the other language ----
+
+// A Python function of the workspace, called from JavaScript as `await other({x: 1})`: the call
+// goes to the service ("call" frame), which runs it on the workspace's Python worker within what
+// is left of this run's deadline and answers with a "called" frame. Parameters and the result
+// cross as JSON. An error raised there is thrown here as an Error with the callee's name, message
+// and stack; RAISED_IN names the function where it was raised, for the run's error report.
+const RAISED_IN = Symbol('customcode.raisedIn');
+const calls = new Map();  // the worker's call id -> { resolve, reject, site, fn }
+let nextCallId = 1;
+
+function callOther(fn, parameters) {
+  const run = runContext.getStore();
+  // Made here, so that its stack shows the caller's lines.
+  const site = new Error();
+  if (!run || run.id === 0) {
+    site.message = `${fn}: a function of another language can only be called while a function runs`;
+    return Promise.reject(site);
+  }
+  if (run.cancelled) {
+    site.message = `${fn} was not called: this run was cancelled`;
+    return Promise.reject(site);
+  }
+  if (parameters === undefined || parameters === null) parameters = {};
+  if (typeof parameters !== 'object' || Array.isArray(parameters)) {
+    return Promise.reject(new TypeError(`${fn}() takes one object of parameters, e.g. ${fn}({x: 1})`));
+  }
+  let text;
+  try {
+    text = JSON.stringify(parameters);
+  } catch (err) {
+    return Promise.reject(new TypeError(`The parameters of ${fn}() are not JSON-serialisable: ${err.message}`));
+  }
+  const id = nextCallId++;
+  return new Promise((resolve, reject) => {
+    calls.set(id, { resolve, reject, site, fn });
+    outBuffer += `{"type":"call","id":${id},"run":${run.id},"fn":${JSON.stringify(fn)},"parameters":${text}}\n`;
+    if (!flushScheduled) {
+      flushScheduled = true;
+      process.nextTick(flush);
+    }
+  });
+}
+
+function handleCalled(frame) {
+  const call = calls.get(frame.id);
+  if (!call) return;
+  calls.delete(frame.id);
+  if (frame.ok) {
+    call.resolve(frame.result === undefined ? null : frame.result);
+    return;
+  }
+  const error = frame.error && typeof frame.error === 'object' ? frame.error : {};
+  const err = call.site;
+  err.name = String(error.name || 'Error');
+  err.message = String(error.message === undefined ? '' : error.message);
+  // The caller's own frames: the worker's (this file, the run around the call) say nothing to the user.
+  const here = String(err.stack || '').split('\n').slice(1).filter((line) => !line.includes(__filename)).join('\n');
+  const there = error.stack ? String(error.stack).replace(/\n+$/, '') : `${err.name}: ${err.message}`;
+  err.stack = `${there}\n    at ${call.fn} (called from JavaScript)${here ? `\n${here}` : ''}`;
+  err[RAISED_IN] = typeof error.function === 'string' ? error.function : call.fn;
+  call.reject(err);
+}
+
+// The binding of a Python function's name in the module: a stub that calls it, unless the name is
+// a global of Node.js (fetch, process...), which the stub would hide from every function.
+function makeStub(fn) {
+  if (Object.prototype.hasOwnProperty.call(globalThis, fn)) return globalThis[fn];
+  const stub = async (parameters) => callOther(fn, parameters);
+  Object.defineProperty(stub, 'name', { value: fn });
+  return stub;
+}
+
+function handleCancel(frame) {
+  // A JavaScript function cannot be stopped from outside: it runs on, but its logs go nowhere and
+  // the calls it makes from now on fail.
+  const run = runs.get(frame.id);
+  if (run) {
+    run.cancelled = true;
+    run.logsTruncated = true;
+  }
 }
 
 // ---- Syntax checks ----
@@ -333,6 +422,8 @@ function handleFrame(line) {
     case 'ping': send({ type: 'pong', id: frame.id }); break;
     case 'check': handleCheck(frame); break;
     case 'load': handleLoad(frame); break;
+    case 'called': handleCalled(frame); break;
+    case 'cancel': handleCancel(frame); break;
     default: send({ type: 'error', id: frame.id, message: `unknown frame type ${frame.type}` });
   }
 }
@@ -365,7 +456,7 @@ process.on('uncaughtException', (err) => {
 });
 
 function instantiate(factory) {
-  functions = Object.assign(Object.create(null), factory(cache, userRequire, capturingConsole));
+  functions = Object.assign(Object.create(null), factory(cache, userRequire, capturingConsole, makeStub));
 }
 
 // A spare worker starts without a workspace; the service hands it one by sending the generated

@@ -472,23 +472,32 @@ functions = {}  # name -> (FunctionSpec, async function)
 
 
 def load_specs(path, source=None):
+    """The module's functions, and the JavaScript functions it may call: [(name, [parameter])]."""
     if source is None:
         with open(path, encoding="utf-8") as file:
             source = file.read()
     tree = ast.parse(source, filename=path)
+    specs, calls = None, []
     for statement in tree.body:
-        if isinstance(statement, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "FUNCTIONS" for t in statement.targets):
+        if not isinstance(statement, ast.Assign):
+            continue
+        targets = {t.id for t in statement.targets if isinstance(t, ast.Name)}
+        if "FUNCTIONS" in targets:
             items = ast.literal_eval(statement.value)
-            return [FunctionSpec(item["name"], [(p, d) for p, d in item["parameters"]], item["code"])
-                    for item in items]
-    raise ValueError("%s has no FUNCTIONS" % path)
+            specs = [FunctionSpec(item["name"], [(p, d) for p, d in item["parameters"]], item["code"])
+                     for item in items]
+        elif "CALLS" in targets:
+            calls = [(str(name), [str(p) for p in parameters])
+                     for name, parameters in ast.literal_eval(statement.value)]
+    if specs is None:
+        raise ValueError("%s has no FUNCTIONS" % path)
+    return specs, calls
 
 
 def load_workspace(path, source=None):
     """Loads the generated module at `path`; a spare is sent its text (`source`), as it cannot see
     the workspace's directory."""
-    specs = load_specs(path, source)
+    specs, calls = load_specs(path, source)
     fresh_defaults = {spec.name: dict(spec.parameters) for spec in specs}
 
     def default_of(function, parameter):
@@ -506,6 +515,10 @@ def load_workspace(path, source=None):
         "__customcode_missing__": _MISSING,
         "__customcode_default__": default_of,
     })
+    for name, parameters in calls:
+        # A builtin keeps its name (a JavaScript function called `print` must not hide print).
+        if name not in namespace and name not in namespace["__builtins__"]:
+            namespace[name] = make_stub(name, parameters)
     for spec in specs:
         try:
             compile_function(spec, namespace)
@@ -538,6 +551,112 @@ def preload(specs):
                 _real_import(name)
             except Exception:  # noqa: BLE001 - the run that imports it reports the error
                 pass
+
+
+# ---- Calls to the other language ----
+
+# A JavaScript function of the workspace, called from Python as `await other(x=1)` (or
+# positionally, in the order of its declared parameters): the call goes to the service ("call"
+# frame), which runs it on the workspace's Node.js worker within what is left of this run's
+# deadline and answers with a "called" frame. Parameters and the result cross as JSON; arguments
+# left out take the callee's defaults there. An error thrown there is raised here as an exception
+# whose type has the callee's error name, with its message and stack.
+
+_calls = {}  # the worker's call id -> future of the "called" answer
+_next_call_id = 1
+_error_types = {}  # error name -> its exception type, so that `except type(err)` works twice
+_PYTHON_TOO = frozenset({
+    "ArithmeticError", "AssertionError", "AttributeError", "ConnectionError", "FileNotFoundError",
+    "IndexError", "LookupError", "NameError", "NotImplementedError", "OverflowError",
+    "PermissionError", "RecursionError", "ReferenceError", "RuntimeError", "TimeoutError",
+    "TypeError", "ValueError", "ZeroDivisionError"})
+
+
+class CalledFunctionError(Exception):
+    """An error raised by a function of the other language that a Python function called. Its
+    type's name is the callee's error name (TypeError, RangeError, ...); `stack` is the callee's
+    stack, `function` the function where it was raised."""
+
+    def __init__(self, message, stack, function):
+        Exception.__init__(self, message)
+        self.message = message
+        self.stack = stack
+        self.function = function
+
+
+def _called_error(error, function):
+    name = str(error.get("name") or "Error")
+    kind = _error_types.get(name)
+    if kind is None:
+        # A name Python also has is caught by `except` of that type too (not StopIteration, which
+        # a coroutine may not raise, nor types whose str() is not their message, like KeyError).
+        bases = (CalledFunctionError, getattr(builtins, name)) if name in _PYTHON_TOO else (CalledFunctionError,)
+        kind = type(name, bases, {"__module__": "customcode"})
+        if len(_error_types) < 256:
+            _error_types[name] = kind
+    message = error.get("message")
+    raised_in = error.get("function")
+    return kind("" if message is None else str(message), str(error.get("stack") or ""),
+                raised_in if isinstance(raised_in, str) else function)
+
+
+def make_stub(name, parameters):
+    declared = tuple(parameters)
+
+    async def stub(*args, **kwargs):
+        if len(args) > len(declared):
+            raise TypeError("%s() takes %d positional argument%s but %d were given"
+                            % (name, len(declared), "" if len(declared) == 1 else "s", len(args)))
+        arguments = dict(zip(declared, args))
+        for key, value in kwargs.items():
+            if key in arguments:
+                raise TypeError("%s() got multiple values for argument '%s'" % (name, key))
+            if key not in declared:
+                raise TypeError("%s() got an unexpected keyword argument '%s'" % (name, key))
+            arguments[key] = value
+        return await call_other(name, arguments)
+
+    stub.__name__ = stub.__qualname__ = name
+    return stub
+
+
+async def call_other(name, arguments):
+    global _next_call_id
+    run = current_run.get()
+    if run is None or run.id is None:
+        raise RuntimeError("%s: a function of another language can only be called while a function runs" % name)
+    try:
+        text = serialize_result(arguments)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise TypeError("The arguments of %s() are not JSON-serialisable: %s" % (name, err)) from None
+    call_id = _next_call_id
+    _next_call_id += 1
+    answer = _loop.create_future()
+    _calls[call_id] = answer
+    try:
+        _send_bytes(('{"type":"call","id":%d,"run":%s,"fn":%s,"parameters":%s}\n'
+                     % (call_id, json.dumps(run.id), json.dumps(name), text)).encode("utf-8", "replace"))
+        frame = await answer
+    finally:
+        _calls.pop(call_id, None)
+    if frame.get("ok") is True:
+        return frame.get("result")
+    error = frame.get("error")
+    raise _called_error(error if isinstance(error, dict) else {}, name)
+
+
+def handle_called(frame):
+    answer = _calls.pop(frame.get("id"), None)
+    if answer is not None and not answer.done():
+        answer.set_result(frame)
+
+
+def handle_cancel(frame):
+    # The run's caller is gone: its task is cancelled where it awaits (a function busy in a loop
+    # is the service's to kill).
+    task = _runs.get(frame.get("id"))
+    if task is not None:
+        task.cancel()
 
 
 # ---- Runs ----
@@ -578,6 +697,10 @@ def describe_error(err):
     report.stack = traceback.StackSummary.from_list(
         [frame for frame in report.stack if frame.filename != WORKER_FILE])
     stack = "".join(report.format())
+    if isinstance(err, CalledFunctionError):
+        # The callee's stack first, then the Python lines that called it.
+        return {"name": type(err).__name__, "message": err.message, "function": err.function,
+                "stack": (err.stack.rstrip("\n") + "\n" if err.stack else "") + stack}
     return {"name": type(err).__name__, "message": str(err), "stack": stack}
 
 
@@ -635,14 +758,15 @@ async def run_function(frame):
                  % (json.dumps(run.id), duration, text)).encode("utf-8", "replace"))
 
 
-_tasks = set()
+_runs = {}  # id -> task of the run
 
 
 def handle_run(frame):
     # A context of its own per run: current_run set in one never leaks into another.
+    run_id = frame.get("id")
     task = _loop.create_task(run_function(frame), context=contextvars.Context())
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    _runs[run_id] = task
+    task.add_done_callback(lambda _: _runs.pop(run_id, None))
 
 
 # ---- Syntax checks ----
@@ -673,6 +797,10 @@ def handle_frame(line):
         handle_run(frame)
     elif kind == "ping":
         send({"type": "pong", "id": frame.get("id")})
+    elif kind == "called":
+        handle_called(frame)
+    elif kind == "cancel":
+        handle_cancel(frame)
     elif kind == "check":
         handle_check(frame)
     elif kind == "load" and ARGS["spare"] and not functions:
