@@ -128,6 +128,27 @@ def test_the_logs_of_concurrent_runs_stay_apart(shared_service):
         assert [e["message"] for e in r.json()["logs"]] == [f"outer {tag}"] + [f"talk {tag} {i}" for i in range(3)]
 
 
+def test_the_log_cap_is_on_the_whole_outer_run(make_service):
+    service = make_service(env={"FUNCTIONS_LOGS_MAX_SIZE": "1kb"})
+    assert_isolated(service)
+    # Each side stays under the cap on its own (no marker from either worker); together they pass it.
+    functions = {
+        "outer": js("for (let i = 0; i < 12; i++) console.log('j'.repeat(50));\n"
+                    "await talk({}); console.log('after'); return 'done';"),
+        "talk": py("for i in range(12):\n    print('p' * 50)"),
+    }
+    assert service.save("xl-logcap", functions).status_code == 200
+
+    body = service.run("xl-logcap", "outer").json()
+
+    assert body["result"] == "done", body
+    logs = body["logs"]
+    assert sum(len(e["message"]) for e in logs[:-1]) <= 1024
+    assert logs[-1]["level"] == "warn" and "truncated" in logs[-1]["message"], logs[-1]
+    assert [e["message"][0] for e in logs[:-1]] == ["j"] * 12 + ["p"] * 8  # in order, up to the cap
+    assert not any(e["message"] == "after" for e in logs)
+
+
 @pytest.fixture
 def short_timeouts(make_service):
     service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "1500", "PYTHON_FUNCTIONS_RUN_TIMEOUT": "1500"})
