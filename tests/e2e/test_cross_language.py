@@ -365,9 +365,12 @@ def test_a_nested_javascript_call_stuck_in_a_loop_is_killed_when_its_caller_dies
     assert ok(service.run("xl-cancel2", "jsOk")) == "js alive"
     js_pid = worker_of(service, "xl-cancel2", "worker.js")
     python_pid = worker_of(service, "xl-cancel2", "worker.py")
+    calls_before = service.metric("customcode_nested_calls_total")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         outer = pool.submit(service.run, "xl-cancel2", "py_caller")
-        time.sleep(0.5)  # the call reached the spinning function
+        # The service took the call (its run frame goes to the warm worker at once).
+        assert wait_for(lambda: service.metric("customcode_nested_calls_total") > calls_before, timeout=10)
+        time.sleep(0.3)
         os.kill(python_pid, signal.SIGKILL)
         r = outer.result()
     assert r.status_code == 500 and r.json()["error"] == "WorkerCrashed", r.text
