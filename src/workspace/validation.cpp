@@ -25,6 +25,8 @@ constexpr std::array kReservedJs = {
     "typeof", "var", "void", "while", "with", "yield", "let", "static", "implements", "interface",
     "package", "private", "protected", "public", "await", "async", "arguments", "eval",
     "undefined", "NaN", "Infinity", "cache", "require", "console",
+    // The generated module's binder of the workspace's Python functions.
+    "__customcode_stub",
     // An object literal treats this key apart: the generated module returns its functions in one.
     "__proto__"};
 

@@ -71,7 +71,7 @@ TEST(Identifier, RejectsWhatIsNotAnIdentifier) {
 
 TEST(Identifier, RejectsTheReservedWordsAndInjectedNamesOfItsOwnLanguage) {
   for (const char* name : {"function", "return", "await", "class", "null", "undefined", "new", "this", "cache",
-                           "require", "console", "__proto__"})
+                           "require", "console", "__proto__", "__customcode_stub"})
     EXPECT_THAT(identifierProblem(name, Language::Node), HasSubstr("reserved word in JavaScript")) << name;
   for (const char* name : {"def", "lambda", "None", "True", "pass", "return", "await", "class", "cache"})
     EXPECT_THAT(identifierProblem(name, Language::Python), HasSubstr("reserved word in Python")) << name;
