@@ -4,6 +4,7 @@
 #include "common/event.hpp"
 #include "common/metrics.hpp"
 #include "pool/protocol.hpp"
+#include "process/cgroup.hpp"
 #include "process/child.hpp"
 #include "workspace/workspace.hpp"
 
@@ -47,6 +48,10 @@ struct WorkerOptions {
   std::chrono::milliseconds longRunAfter{0};
   int longRunNice = 19;
   Metrics* metrics = nullptr;  // counts the workers killed as stuck; may be null
+  // When set, the worker runs in a cgroup of its own made here (process/cgroup.hpp): its CPU class
+  // replaces the nice value, an OOM kill in it fails the worker's runs as OutOfMemory, and it is
+  // removed once the worker is reaped. Owned by Server.
+  process::Cgroups* cgroups = nullptr;
 };
 
 // One worker process and the one owner of what happens on it: it encodes each request, decodes
@@ -103,8 +108,12 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // and raises it back when it has none: the short runs of every workspace keep their latency
   // beside a long computation or a busy loop. Called periodically by the pool and when a call
   // ends. Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
+  // With a cgroup, its CPU class changes instead (cpuClass()), for the whole tree at once, and can
+  // always be raised back; a spare waits in the low class until a workspace takes it over.
   void adjustPriority();
   bool lowered() const { return lowered_; }
+  // The cgroup's CPU class; nullopt without a cgroup.
+  std::optional<process::CpuClass> cpuClass() const;
 
   // Runs `callback` once, when the process is gone and reaped (at once if it already is).
   void onExit(std::function<void()> callback);
@@ -153,6 +162,9 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void handleFrame(std::string_view line);
   void answer(Pending& pending);  // the call has its answer: wake its caller
   asio::awaitable<void> finish();
+  asio::awaitable<void> watchMemory();
+  process::CpuClass wantedCpuClass() const;
+  std::string memoryCeilingReason() const;
   void closeRequests();
   void finishRetiringIfIdle();
 
@@ -187,6 +199,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::chrono::steady_clock::time_point outputWindowStart_;
   std::size_t outputLinesInWindow_ = 0;
   std::uint64_t textResults_ = 0;
+  std::unique_ptr<process::WorkerCgroup> cgroup_;  // null without cgroups; removed after the reap
+  std::optional<asio::posix::stream_descriptor> oomNotifier_;  // readable when the OOM killer acted
 };
 
 }  // namespace customcode::pool

@@ -32,7 +32,8 @@ WorkerOptions WorkerFactory::options(std::string workspace, workspace::Language 
       .killGrace = config_.pool.killGrace,
       .longRunAfter = role == WorkerRole::Check ? std::chrono::milliseconds(0) : config_.pool.longRunAfter,
       .longRunNice = config_.pool.longRunNice,
-      .metrics = role == WorkerRole::Check ? nullptr : &metrics_};
+      .metrics = role == WorkerRole::Check ? nullptr : &metrics_,
+      .cgroups = role == WorkerRole::Check ? nullptr : cgroups_};
 }
 
 asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWanted wanted) {
