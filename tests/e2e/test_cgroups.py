@@ -366,7 +366,7 @@ def test_a_service_killed_with_sigkill_leaves_no_cgroup_behind(make_service, mod
 
     first.stop(signal.SIGKILL)
     # Its workers die with it (parent-death signal); their cgroups stay until the next start.
-    second = make_service()
+    second = make_service(data_dir=first.data_dir)
 
     assert_mode(second, mode)
     assert not any(os.path.exists(d) for d in left), (left, second.log())
