@@ -83,13 +83,23 @@ const char* stepName(int step) {
 }
 
 // Writes the child's pid to each cgroup.procs (async-signal-safe: no allocation, no stdio).
-void joinCgroups(const int* procs, std::size_t count, int status) {
+bool joinCgroups(const int* procs, std::size_t count) {
   char digits[24];
   std::size_t at = sizeof digits;
   for (auto value = static_cast<unsigned long>(::getpid()); at == sizeof digits || value > 0; value /= 10)
     digits[--at] = static_cast<char>('0' + value % 10);
   for (std::size_t i = 0; i < count; ++i)
-    if (::write(procs[i], digits + at, sizeof digits - at) < 0) childFail(status, 12);
+    if (::write(procs[i], digits + at, sizeof digits - at) < 0) return false;
+  return true;
+}
+
+// After the hand-off (see spawnProcess) the parent no longer reads the status pipe: a failure goes
+// to the child's output, which the worker logs and reports as why it failed to start.
+[[noreturn]] void childFailLate(const char* program, int step) {
+  const char* name = ::strerrorname_np(errno);
+  const char* parts[] = {"customcode: cannot start ", program, ": ", stepName(step), " failed: ", name ? name : "?", "\n"};
+  for (const char* part : parts) [[maybe_unused]] auto n = ::write(2, part, std::strlen(part));
+  ::_exit(127);
 }
 
 }  // namespace
@@ -176,11 +186,19 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     if (spec.dieWithParent && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
     if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
     if (spec.beforeExec && !spec.beforeExec(spec.beforeExecContext.get())) childFail(st, 11);
-    // Last, just before exec: nothing of the worker runs outside its cgroups, and the set-up above,
-    // which the parent waits for (the status pipe), runs at the service's CPU weight, not at a
-    // spare's idle one. The descriptors were opened by the service (root), whose credentials the
-    // kernel checks, so the uid switch above does not stop the move.
-    if (!spec.joinCgroups.empty()) joinCgroups(cgroupFds, spec.joinCgroups.size(), st);
+    if (!spec.joinCgroups.empty()) {
+      // Last, just before exec: nothing of the worker runs outside its cgroups, and the set-up
+      // above runs at the service's CPU weight, not at a spare's idle one. The descriptors were
+      // opened by the service (root), whose credentials the kernel checks, so the uid switch above
+      // does not stop the move. The parent stops waiting first (a zero step on the status pipe):
+      // a move between cgroups can wait for an RCU grace period, 20-110 ms measured here on a busy
+      // machine, and the parent is the service's event loop.
+      int handOff[2] = {0, 0};
+      if (::write(st, handOff, sizeof handOff) != static_cast<ssize_t>(sizeof handOff)) childFail(st, 1);
+      if (!joinCgroups(cgroupFds, spec.joinCgroups.size())) childFailLate(argv[0], 12);
+      ::execve(argv[0], argv.data(), envp.data());
+      childFailLate(argv[0], 8);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     childFail(st, 8);
   }
@@ -196,13 +214,14 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     closeFd(requests.write), closeFd(frames.read), closeFd(output.read), closeFd(status.read);
     return Error{Errc::SpawnFailed, std::string("cannot fork: ") + std::strerror(forkErr)};
   }
-  // exec closes the status pipe; otherwise the child wrote why it failed.
+  // exec closes the status pipe; otherwise the child wrote why it failed, or a zero step: its
+  // hand-off before joining its cgroups (then it reports a later failure on its output).
   int payload[2] = {0, 0};
   ssize_t n;
   do n = ::read(status.read, payload, sizeof payload);
   while (n < 0 && errno == EINTR);
   closeFd(status.read);
-  if (n == static_cast<ssize_t>(sizeof payload)) {
+  if (n == static_cast<ssize_t>(sizeof payload) && payload[0] != 0) {
     int wstatus = 0;
     ::waitpid(pid, &wstatus, 0);
     closeFd(requests.write), closeFd(frames.read), closeFd(output.read);

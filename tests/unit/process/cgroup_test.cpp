@@ -367,5 +367,29 @@ TEST(JoinCgroups, TheChildWritesItsPidBeforeExec) {
   EXPECT_EQ(std::string(buffer, static_cast<std::size_t>(n)), std::to_string(child->pid));
 }
 
+TEST(JoinCgroups, AFailedJoinIsReportedOnTheChildsOutputAfterTheHandOff) {
+  // The parent stops waiting before the join (it may wait for an RCU grace period): a failure
+  // comes on the output, which the worker reports as why it did not start.
+  int readOnly = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(readOnly, 0);
+  LaunchSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.cwd = "/";
+  spec.joinCgroups = {readOnly};
+
+  auto child = spawnProcess(spec);
+  ::close(readOnly);
+
+  ASSERT_TRUE(child) << child.error().message;
+  std::string output;
+  char buffer[256];
+  for (ssize_t n; (n = ::read(child->output, buffer, sizeof buffer)) > 0;) output.append(buffer, static_cast<std::size_t>(n));
+  int status = 0;
+  ::waitpid(child->pid, &status, 0);
+  ::close(child->requests), ::close(child->frames), ::close(child->output);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 127) << status;
+  EXPECT_THAT(output, ::testing::HasSubstr("cannot start /bin/true: joining the worker's cgroup failed: EBADF"));
+}
+
 }  // namespace
 }  // namespace customcode::process
