@@ -140,9 +140,9 @@ std::vector<std::string> Server::prepareCgroups() {
   api_.setResources(metrics_.resources);
   if (cgroups_.enabled()) {
     factory_.useCgroups(&cgroups_);
-    log::app()->info("resources: a cgroup per worker ({}, under {}): memory ceiling {} MiB for its whole process "
-                     "tree, {} processes, a CPU class per worker (spares and long calls idle)",
-                     cgroups_.modeName(), cgroups_.parentsForTest().front().parent_path().string(),
+    log::app()->info("resources: a cgroup per worker ({}, beside the service in {}): memory ceiling {} MiB for its "
+                     "whole process tree, {} processes, a CPU class (long calls idle)",
+                     cgroups_.modeName(), cgroups_.placesForTest().front().string(),
                      sandbox.memoryMaxBytes / (1024 * 1024), kWorkerCgroupPids);
     return {};
   }

@@ -51,12 +51,12 @@ struct Worker::Pending {
 Result<std::shared_ptr<Worker>> Worker::start(asio::any_io_executor executor, const process::LaunchSpec& spec,
                                               WorkerOptions options) {
   // The cgroup is made before the fork, and the child joins it just before exec: nothing of the
-  // worker ever runs outside it. A spare starts and waits in the idle class: nobody waits for it.
+  // worker ever runs outside it. Spares start in the normal class too (docs/decisions.md,
+  // "Resource isolation with cgroups": in the idle class they were not ready in time under load).
   std::unique_ptr<process::WorkerCgroup> cgroup;
   std::optional<process::LaunchSpec> joining;
   if (options.cgroups != nullptr) {
-    auto made = options.cgroups->create(options.role == WorkerRole::Spare ? process::CpuClass::Low
-                                                                          : process::CpuClass::Normal);
+    auto made = options.cgroups->create();
     if (!made) return made.error();
     auto procs = (*made)->openProcs();
     if (!procs) return procs.error();
@@ -141,6 +141,10 @@ asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_v
     unansweredTimeout_ = true;  // it may still be running that call
   }
   pending.reply.elapsed = std::chrono::steady_clock::now() - started;
+  if (idleUntilQuickRun_ && pending.done && type == "run" && pending.reply.elapsed < options_.longRunAfter) {
+    idleUntilQuickRun_ = false;
+    adjustPriority();
+  }
   lastUsed_ = std::chrono::steady_clock::now();
   if (lowered_) adjustPriority();
   finishRetiringIfIdle();
@@ -200,8 +204,7 @@ asio::awaitable<Result<std::vector<SyntaxProblem>>> Worker::check(const std::vec
 asio::awaitable<bool> Worker::load(std::string_view workspace, std::string_view filename, std::string_view source,
                                    std::chrono::milliseconds timeout) {
   const auto members = loadMembers(filename, source);
-  // A run waits for this load: the spare leaves the low CPU class first.
-  if (cgroup_ && cgroup_->setCpuClass(process::CpuClass::Normal)) lowered_ = false;
+
   auto reply = co_await call("load", members, timeout);
   if (reply.status != ReplyStatus::Replied || !decodeLoadAnswer(reply.frame)) co_return false;
   options_.workspace = std::string(workspace);
@@ -235,6 +238,7 @@ asio::awaitable<void> Worker::pingOrKill() {
   suspect_.reset();
   if (!answered && state_ != State::Dead) {
     if (options_.metrics) ++options_.metrics->killsStuck;
+    killedStuck_ = true;
     kill(busy ? "the worker stopped responding after a run timed out and kept running (stuck in a loop?): killed"
               : "the worker stopped responding after a run timed out and was killed");
   }
@@ -334,8 +338,14 @@ std::optional<process::CpuClass> Worker::cpuClass() const {
   return cgroup_->cpuClass();
 }
 
+void Worker::startIdle() {
+  if (!cgroup_ || options_.longRunAfter.count() <= 0) return;
+  idleUntilQuickRun_ = true;
+  adjustPriority();
+}
+
 process::CpuClass Worker::wantedCpuClass() const {
-  if (options_.role == WorkerRole::Spare) return process::CpuClass::Low;
+  if (idleUntilQuickRun_) return process::CpuClass::Low;
   if (options_.longRunAfter.count() <= 0) return process::CpuClass::Normal;
   bool longCall = suspect() || unansweredTimeout_;
   const auto now = std::chrono::steady_clock::now();

@@ -98,6 +98,13 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // SIGKILLs the process group now; calls in flight fail with `reason`.
   void kill(std::string reason, bool outOfMemory = false);
 
+  // Whether it was killed as stuck in a loop (a run timed out and the ping found it busy or silent).
+  bool killedStuck() const { return killedStuck_; }
+  // With a cgroup: keeps the worker in the idle CPU class until one of its runs answers within
+  // longRunAfter. For the worker that replaces one killed stuck: the next call of that code is
+  // likely to spin again, and would otherwise take a full share of the CPU for longRunAfter.
+  void startIdle();
+
   // Set while a ping asks, after a run timed out, whether the worker is stuck. New runs wait for
   // the verdict (verdict()) rather than queue behind a busy loop.
   bool suspect() const { return suspect_ != nullptr; }
@@ -109,7 +116,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // beside a long computation or a busy loop. Called periodically by the pool and when a call
   // ends. Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
   // With a cgroup, its CPU class changes instead (cpuClass()), for the whole tree at once, and can
-  // always be raised back; a spare waits in the low class until a workspace takes it over.
+  // always be raised back.
   void adjustPriority();
   bool lowered() const { return lowered_; }
   // The cgroup's CPU class; nullopt without a cgroup.
@@ -173,6 +180,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   process::Child child_;
   std::shared_ptr<Event> suspect_;  // set (and dropped) when the ping after a timeout has its verdict
   bool lowered_ = false;
+  bool killedStuck_ = false;
+  bool idleUntilQuickRun_ = false;  // see startIdle()
   bool unansweredTimeout_ = false;  // a call timed out and the worker has answered nothing since
   bool canRaise_ = true;
   State state_ = State::Starting;

@@ -53,7 +53,8 @@ class WorkerFactory {
   WorkerOptions options(std::string workspace, workspace::Language language, WorkerRole role) const;
   // Hands `workspace` to a spare worker; nullptr when there is none or it refused.
   asio::awaitable<std::shared_ptr<Worker>> takeOverSpare(workspace::Language language, std::string workspace,
-                                                         std::string script, std::filesystem::path scriptPath);
+                                                         std::string script, std::filesystem::path scriptPath,
+                                                         bool afterStuck);
 
   asio::any_io_executor executor_;
   asio::thread_pool& fsPool_;

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <sstream>
 
 namespace customcode::process {
@@ -67,11 +68,6 @@ bool writeFile(const fs::path& path, std::string_view text, bool optional = fals
   ::close(fd);
   errno = err;
   return n == static_cast<ssize_t>(text.size());
-}
-
-std::uint64_t cpuCount() {
-  auto n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<std::uint64_t>(n) : 1;
 }
 
 std::string readText(const fs::path& path) { return files::readFile(path).value_or(""); }
@@ -350,13 +346,12 @@ Cgroups::Cgroups(Sources sources) : sources_(std::move(sources)) {}
 
 Cgroups::~Cgroups() {
   // Workers are gone by now; whatever a worker left (it could not be removed in time) goes too.
-  for (const auto& parent : parents_) {
-    for (const auto& child : subdirectories(parent)) {
-      std::vector<fs::path> dirs{child};
-      drainAndRemove(dirs, 1000ms);
-    }
-    ::rmdir(parent.c_str());
-  }
+  for (const auto& own : owns_)
+    for (const auto& dir : subdirectories(own))
+      if (dir.filename().string().starts_with(ownPrefix_)) {
+        std::vector<fs::path> dirs{dir};
+        drainAndRemove(dirs, 1000ms);
+      }
 }
 
 const char* Cgroups::modeName() const {
@@ -366,6 +361,7 @@ const char* Cgroups::modeName() const {
 
 std::string Cgroups::prepare(CgroupLimits limits, pid_t self) {
   limits_ = limits;
+  ownPrefix_ = std::string(kPrefix) + std::to_string(self) + "-w";
   auto mountinfo = files::readFile(sources_.mountinfo);
   auto ours = files::readFile(sources_.procSelfCgroup);
   if (!mountinfo || !ours)
@@ -377,7 +373,7 @@ std::string Cgroups::prepare(CgroupLimits limits, pid_t self) {
   if (places.unified) {
     auto controllers = readText(*places.unified / "cgroup.controllers");
     if (hasWord(text::trim(controllers), "memory", ' ') && hasWord(text::trim(controllers), "cpu", ' ')) {
-      v2Failure = prepareV2(*places.unified, self);
+      v2Failure = prepareV2(*places.unified);
       if (v2Failure.empty()) return {};
     } else {
       v2Failure = "the memory and cpu controllers are not available in " + places.unified->string() +
@@ -385,40 +381,35 @@ std::string Cgroups::prepare(CgroupLimits limits, pid_t self) {
     }
   }
   if (places.memory && places.cpu) {
-    auto v1Failure = prepareV1(places, self);
+    auto v1Failure = prepareV1(places);
     if (v1Failure.empty()) return {};
     return "cgroup v2: " + v2Failure + "; cgroup v1: " + v1Failure;
   }
   return "cgroup v2: " + v2Failure + "; cgroup v1: no memory and cpu hierarchies of this process";
 }
 
-std::string Cgroups::prepareV1(const CgroupPlaces& places, pid_t self) {
+// Whether the service may make cgroups in each of `owns`: a probe directory made and removed.
+std::string Cgroups::probe(const std::vector<fs::path>& owns) const {
+  for (const auto& own : owns) {
+    auto dir = own / (ownPrefix_ + "probe");
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errnoText("cannot make", dir);
+    ::rmdir(dir.c_str());
+  }
+  return {};
+}
+
+std::string Cgroups::prepareV1(const CgroupPlaces& places) {
   std::vector<fs::path> owns{*places.memory, *places.cpu};
   if (places.pids) owns.push_back(*places.pids);
-  const auto name = std::string(kParentPrefix) + std::to_string(self);
-  std::vector<fs::path> made;
-  for (const auto& own : owns) {
-    removeStale(own);
-    auto parent = own / name;
-    if (::mkdir(parent.c_str(), 0755) != 0) {
-      auto why = errnoText("cannot make", parent);
-      for (const auto& dir : made) ::rmdir(dir.c_str());
-      return why;
-    }
-    made.push_back(parent);
-  }
-  // The workers together weigh as many busy tasks as there are CPUs (cpu.shares of 1024 each), as
-  // their threads did without cgroups: one default weight would make them all one task against
-  // the rest of the host.
-  if (!writeFile(made.at(1) / "cpu.shares", std::to_string(kSharesNormal * cpuCount())))
-    log::app()->warn("cgroups: cannot set the CPU weight of {}: {}", made.at(1).string(), std::strerror(errno));
-  parents_ = std::move(made);
+  for (const auto& own : owns) removeStale(own);
+  if (auto why = probe(owns); !why.empty()) return why;
+  owns_ = std::move(owns);
   v1HasPids_ = places.pids.has_value();
   version_ = CgroupVersion::V1;
   return {};
 }
 
-std::string Cgroups::prepareV2(const fs::path& own, pid_t self) {
+std::string Cgroups::prepareV2(const fs::path& own) {
   removeStale(own);
   const bool pids = hasWord(text::trim(readText(own / "cgroup.controllers")), "pids", ' ');
   const std::string enable = pids ? "+memory +cpu +pids" : "+memory +cpu";
@@ -440,54 +431,49 @@ std::string Cgroups::prepareV2(const fs::path& own, pid_t self) {
     if (!writeFile(own / "cgroup.subtree_control", enable))
       return errnoText("cannot enable the controllers (" + enable + ") in", own / "cgroup.subtree_control");
   }
-  auto parent = own / (std::string(kParentPrefix) + std::to_string(self));
-  if (::mkdir(parent.c_str(), 0755) != 0) return errnoText("cannot make", parent);
-  if (!writeFile(parent / "cgroup.subtree_control", enable)) {
-    auto why = errnoText("cannot enable the controllers in", parent / "cgroup.subtree_control");
-    ::rmdir(parent.c_str());
-    return why;
-  }
-  if (!writeFile(parent / "cpu.weight", std::to_string(std::min<std::uint64_t>(kWeightNormal * cpuCount(), 10'000))))
-    log::app()->warn("cgroups: cannot set the CPU weight of {}: {}", parent.string(), std::strerror(errno));
-  parents_ = {parent};
+  if (auto why = probe({own}); !why.empty()) return why;
+  owns_ = {own};
   v2HasPids_ = pids;
   version_ = CgroupVersion::V2;
   return {};
 }
 
+// Worker cgroups are named customcode-<service pid>-w<n>; those of a service no longer running (a
+// SIGKILL) are removed.
 void Cgroups::removeStale(const fs::path& own) const {
   static const std::string ourComm = commOf(::getpid());
+  std::map<pid_t, std::pair<std::size_t, std::size_t>> owners;  // removed, left
   for (const auto& dir : subdirectories(own)) {
-    auto name = dir.filename().string();
-    if (!name.starts_with(kParentPrefix)) continue;
+    const auto filename = dir.filename().string();
+    auto name = std::string_view(filename);
+    if (!name.starts_with(kPrefix)) continue;
+    name.remove_prefix(kPrefix.size());
     pid_t owner = 0;
-    auto digits = std::string_view(name).substr(kParentPrefix.size());
-    if (std::from_chars(digits.data(), digits.data() + digits.size(), owner).ptr != digits.data() + digits.size() ||
-        owner <= 0)
+    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), owner);
+    if (ec != std::errc{} || owner <= 0 || std::string_view(end, name.data() + name.size() - end).rfind("-w", 0) != 0)
       continue;  // customcode-service, or not ours
     // Stale: its service is gone (or the pid now belongs to another program, or to us).
     if (owner != ::getpid() && ::kill(owner, 0) == 0 && commOf(owner) == ourComm) continue;
-    std::size_t workers = 0;
-    for (const auto& child : subdirectories(dir)) {
-      std::vector<fs::path> dirs{child};
-      workers += drainAndRemove(dirs, 1000ms) ? 1 : 0;
-    }
-    bool removed = ::rmdir(dir.c_str()) == 0;
-    log::app()->info("cgroups: {} the cgroup {} of an instance no longer running ({} worker cgroup(s) in it)",
-                     removed ? "removed" : "could not remove", dir.string(), workers);
+    std::vector<fs::path> dirs{dir};
+    auto& [removed, left] = owners[owner];
+    ++(drainAndRemove(dirs, 1000ms) ? removed : left);
   }
+  for (const auto& [owner, counts] : owners)
+    log::app()->info("cgroups: removed {} worker cgroup(s) of an instance no longer running (pid {}) from {}{}",
+                     counts.first, owner, own.string(),
+                     counts.second ? fmt::format(", {} still busy", counts.second) : std::string());
 }
 
 Result<std::unique_ptr<WorkerCgroup>> Cgroups::create(CpuClass cpu) {
   if (!version_) throw std::logic_error("Cgroups::create: not enabled");
-  const auto name = "w" + std::to_string(next_++);
+  const auto name = ownPrefix_ + std::to_string(next_++);
   std::vector<fs::path> dirs;
   auto fail = [&dirs](std::string why) -> Result<std::unique_ptr<WorkerCgroup>> {
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
     return Error{Errc::SpawnFailed, "cannot make the worker's cgroup: " + why};
   };
-  for (const auto& parent : parents_) {
-    auto dir = parent / name;
+  for (const auto& own : owns_) {
+    auto dir = own / name;
     if (::mkdir(dir.c_str(), 0755) != 0) return fail(errnoText("mkdir", dir));
     dirs.push_back(dir);
   }

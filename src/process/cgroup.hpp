@@ -18,11 +18,12 @@
 
 // Resource isolation of workers with cgroups (docs/security.md, "Resources"). Each worker, its
 // whole process tree included (bubblewrap, the interpreter, whatever the function starts), runs in
-// a cgroup of its own under a parent cgroup of the service's (`customcode-<pid>`, made under the
-// service's own cgroup), with a memory ceiling that counts everything the tree uses (heap,
-// buffers, tmpfs and shared memory, kernel memory), a process limit and a CPU class that the pool
-// changes with what the worker does. cgroup v1 (one directory per hierarchy: memory, cpu, pids)
-// and v2 (one directory, in a delegated subtree) are both supported.
+// a cgroup of its own, `customcode-<service pid>-w<n>`, made beside the service in the service's
+// own cgroup (no parent between: a parent's weight would be what a lowered worker competes with),
+// with a memory ceiling that counts everything the tree uses (heap, buffers, tmpfs and shared
+// memory, kernel memory), a process limit and a CPU class that the pool changes with what the
+// worker does. cgroup v1 (one directory per hierarchy: memory, cpu, pids) and v2 (one directory,
+// in a delegated subtree) are both supported.
 namespace customcode::process {
 
 enum class CgroupVersion { V1, V2 };
@@ -116,18 +117,18 @@ struct CgroupSources {
 class Cgroups {
  public:
   using Sources = CgroupSources;
-  static constexpr std::string_view kParentPrefix = "customcode-";
+  static constexpr std::string_view kPrefix = "customcode-";
   // v2: where the service's own processes move when its cgroup must hand controllers to children
   // (a cgroup with processes cannot, unless it is the root).
   static constexpr std::string_view kServiceLeaf = "customcode-service";
 
   explicit Cgroups(Sources sources = {});
-  ~Cgroups();  // removes the parent cgroup (once every worker's is gone)
+  ~Cgroups();  // removes what workers left (once every worker is gone)
   Cgroups(const Cgroups&) = delete;
   Cgroups& operator=(const Cgroups&) = delete;
 
   // Finds the hierarchies, removes the cgroups that instances no longer running left behind
-  // (a service killed with SIGKILL), and makes this instance's parent cgroup `customcode-<self>`.
+  // (a service killed with SIGKILL), and checks that this instance may make cgroups there.
   // Returns why cgroups cannot be used here, or an empty string.
   std::string prepare(CgroupLimits limits, pid_t self);
 
@@ -139,18 +140,20 @@ class Cgroups {
   // A new cgroup for one worker, with the limits set, in CPU class `cpu`. Fails with SpawnFailed.
   Result<std::unique_ptr<WorkerCgroup>> create(CpuClass cpu = CpuClass::Normal);
 
-  // The parent directories (v1: memory first).
-  const std::vector<std::filesystem::path>& parentsForTest() const { return parents_; }
+  // The service's own cgroups, where the workers' are made (v1: memory, cpu, [pids]).
+  const std::vector<std::filesystem::path>& placesForTest() const { return owns_; }
 
  private:
-  std::string prepareV1(const CgroupPlaces& places, pid_t self);
-  std::string prepareV2(const std::filesystem::path& own, pid_t self);
+  std::string prepareV1(const CgroupPlaces& places);
+  std::string prepareV2(const std::filesystem::path& own);
+  std::string probe(const std::vector<std::filesystem::path>& owns) const;
   void removeStale(const std::filesystem::path& own) const;
 
   Sources sources_;
   CgroupLimits limits_;
   std::optional<CgroupVersion> version_;
-  std::vector<std::filesystem::path> parents_;  // v1: memory, cpu, [pids]; v2: one
+  std::vector<std::filesystem::path> owns_;  // v1: memory, cpu, [pids]; v2: one
+  std::string ownPrefix_;                    // customcode-<self>-w
   bool v1HasPids_ = false;
   bool v2HasPids_ = false;
   std::uint64_t next_ = 0;

@@ -309,7 +309,7 @@ def worker_cpu_lowered(pid):
     for line in lines:
         _, controllers, path = line.split(":", 2)
         hierarchy = "cpu" if "cpu" in controllers.split(",") else "unified" if controllers == "" else None
-        if hierarchy and re.search(r"/customcode-\d+/w\d+$", path):
+        if hierarchy and re.search(r"/customcode-\d+-w\d+$", path):
             directory = own_cgroups(pid)[hierarchy]
             if os.path.exists(os.path.join(directory, "cpu.idle")):
                 with open(os.path.join(directory, "cpu.idle")) as f:

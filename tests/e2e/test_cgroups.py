@@ -17,14 +17,19 @@ PY_HELLO = {"hello": {"language": "python", "code": 'return "Hello " + name',
                       "parameters": {"name": {"type": "string"}}}}
 
 
-def parents(service_pid, version):
-    """The parent cgroup directories of a service (whether or not they exist): under the
-    service's own cgroups, which are the test's (its child)."""
-    places = own_cgroups()
-    name = f"customcode-{service_pid}"
+def places(version):
+    """Where a service makes its workers' cgroups: beside itself, in its own cgroups, which are
+    the test's (its child). v1: memory, cpu, pids."""
+    own = own_cgroups()
     if version == "cgroup-v1":
-        return [os.path.join(places[c], name) for c in ("memory", "cpu", "pids") if c in places]
-    return [os.path.join(places["unified"], name)]
+        return [own[c] for c in ("memory", "cpu", "pids") if c in own]
+    return [own["unified"]]
+
+
+def all_worker_cgroups(service_pid, version):
+    """Every worker cgroup directory of a service, in every hierarchy."""
+    prefix = f"customcode-{service_pid}-w"
+    return [os.path.join(p, e) for p in places(version) for e in os.listdir(p) if e.startswith(prefix)]
 
 
 def expected_mode():
@@ -50,8 +55,8 @@ def read(path):
 
 def worker_cgroups(service, version):
     """{name: directory} of the workers' cgroups of a running service (memory hierarchy on v1)."""
-    parent = parents(service.proc.pid, version)[0]
-    return {e: os.path.join(parent, e) for e in os.listdir(parent) if os.path.isdir(os.path.join(parent, e))}
+    place, prefix = places(version)[0], f"customcode-{service.proc.pid}-w"
+    return {e: os.path.join(place, e) for e in os.listdir(place) if e.startswith(prefix)}
 
 
 def cgroup_of(service, pid, version):
@@ -68,7 +73,7 @@ def cgroup_of(service, pid, version):
 def cpu_dir(service, directory, version):
     """The directory of a worker cgroup in the cpu hierarchy."""
     if version == "cgroup-v1":
-        return os.path.join(parents(service.proc.pid, version)[1], os.path.basename(directory))
+        return os.path.join(places(version)[1], os.path.basename(directory))
     return directory
 
 
@@ -158,13 +163,13 @@ def test_each_worker_runs_in_a_cgroup_of_its_own_that_goes_with_it(make_service,
     limit_file = "memory.limit_in_bytes" if mode == "cgroup-v1" else "memory.max"
     assert int(read(os.path.join(directory, limit_file))) == 300 * MiB
     if mode == "cgroup-v1":
-        for hierarchy in parents(service.proc.pid, mode)[1:]:
+        for hierarchy in places(mode)[1:]:
             assert str(pid) in read(os.path.join(hierarchy, os.path.basename(directory), "cgroup.procs")).split()
 
     assert service.delete("/v2/functions/cg-one").status_code == 200
 
     assert wait_for(lambda: not service.node_worker_pids("cg-one"), timeout=5)
-    for hierarchy in parents(service.proc.pid, mode):
+    for hierarchy in places(mode):
         assert wait_for(lambda: not os.path.exists(os.path.join(hierarchy, os.path.basename(directory))),
                         timeout=5), service.log()
 
@@ -333,24 +338,36 @@ def test_short_calls_never_lower_their_cgroup(make_service, mode):
         assert cpu_class(service, directory, mode) == "normal"
 
 
-def test_spares_wait_in_the_idle_class_and_serve_in_the_normal_one(make_service, mode):
-    service = make_service(env={"FUNCTIONS_SPARE_WORKERS": "1", "PYTHON_FUNCTIONS_SPARE_WORKERS": "0"})
+def test_the_worker_after_a_stuck_one_stays_idle_until_a_run_answers_quickly(make_service, mode):
+    # The long-call threshold out of the way: the only reason for the idle class here is the kill.
+    service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "1000", "FUNCTIONS_LONG_RUN_AFTER": "5000"})
     assert_mode(service, mode)
-    # The one spare: the only worker cgroup before any workspace runs (checkers have none).
-    spares = wait_for(lambda: list(worker_cgroups(service, mode).values()), timeout=5)
-    assert len(spares) == 1, spares
-    [spare] = spares
-    assert cpu_class(service, spare, mode) == "idle"
+    wait = "await new Promise((r) => setTimeout(r, 600)); return 'waited';"
+    assert service.save("relapse", {"spin": {"code": "while (true) {}"}, "wait": {"code": wait}}).status_code == 200
+    assert service.save("steady", {"wait": {"code": wait}}).status_code == 200
 
-    assert service.save("taker", HELLO).status_code == 200  # warms: takes the spare over
-    assert service.run("taker", "hello", {"name": "x"}).json()["result"] == "Hello x"
+    def class_while_waiting(workspace, before):
+        result = {}
+        runner = threading.Thread(target=lambda: result.update(r=service.run(workspace, "wait")))
+        runner.start()
+        pids = wait_for(lambda: [p for p in service.node_worker_pids(workspace) if p not in before], timeout=5)
+        seen = cpu_class(service, cgroup_of(service, pids[0], mode), mode) if pids else None
+        runner.join()
+        assert result["r"].json()["result"] == "waited", result["r"].text
+        return seen, pids[0]
 
-    [pid] = service.node_worker_pids("taker")
-    assert cgroup_of(service, pid, mode) == spare, service.log()
-    assert cpu_class(service, spare, mode) == "normal"
-    # Its replacement waits in the idle class again.
-    others = wait_for(lambda: [d for d in worker_cgroups(service, mode).values() if d != spare], timeout=5)
-    assert [cpu_class(service, d, mode) for d in others] == ["idle"]
+    # A workspace that never got stuck: its worker serves in the normal class.
+    assert class_while_waiting("steady", [])[0] == "normal"
+    assert service.run("relapse", "wait").status_code == 200
+    [stuck] = service.node_worker_pids("relapse")
+    assert service.run("relapse", "spin").status_code == 504
+    assert wait_for(lambda: stuck not in service.node_worker_pids("relapse"), timeout=5)
+
+    seen, replacement = class_while_waiting("relapse", [stuck])
+
+    assert seen == "idle", service.log()
+    # Its run answered within FUNCTIONS_LONG_RUN_AFTER: back to the normal class.
+    assert wait_for(lambda: cpu_class(service, cgroup_of(service, replacement, mode), mode) == "normal", timeout=2)
 
 
 # ---- clean-up and modes ----
@@ -360,9 +377,8 @@ def test_a_service_killed_with_sigkill_leaves_no_cgroup_behind(make_service, mod
     assert_mode(first, mode)
     assert first.save("cg-kill", HELLO).status_code == 200
     assert first.run("cg-kill", "hello", {"name": "x"}).status_code == 200
-    left = parents(first.proc.pid, mode)
-    assert all(os.path.isdir(d) for d in left)
-    assert worker_cgroups(first, mode)
+    left = all_worker_cgroups(first.proc.pid, mode)
+    assert left and all(os.path.isdir(d) for d in left)
 
     first.stop(signal.SIGKILL)
     # Its workers die with it (parent-death signal); their cgroups stay until the next start.
@@ -383,7 +399,7 @@ def test_without_cgroups_the_service_says_so_and_keeps_the_rlimits(make_service,
     assert "without cgroups" in service.log()
     assert service.save("plain", HELLO).status_code == 200
     assert service.run("plain", "hello", {"name": "x"}).json()["result"] == "Hello x"
-    assert not any(os.path.exists(d) for d in parents(service.proc.pid, mode))
+    assert not all_worker_cgroups(service.proc.pid, mode)
 
 
 def test_worker_cgroups_off_runs_with_rlimits_and_nice_values(make_service, mode):
@@ -400,7 +416,7 @@ def test_worker_cgroups_off_runs_with_rlimits_and_nice_values(make_service, mode
     runner.join()
 
     assert lowered
-    assert not any(os.path.exists(d) for d in parents(service.proc.pid, mode))
+    assert not all_worker_cgroups(service.proc.pid, mode)
 
 
 def test_cgroups_required_but_unavailable_stop_start_up(make_service):

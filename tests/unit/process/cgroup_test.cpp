@@ -122,10 +122,9 @@ TEST_F(FakeV2, MovesTheServiceToALeafAndHandsTheControllersDown) {
   // Each process of the service's cgroup was written to the leaf (the fake file keeps the last).
   EXPECT_EQ(read(own_ / "customcode-service/cgroup.procs"), "4243");
   EXPECT_EQ(read(own_ / "cgroup.subtree_control"), "+memory +cpu +pids");
-  EXPECT_EQ(read(own_ / "customcode-777/cgroup.subtree_control"), "+memory +cpu +pids");
-  EXPECT_THAT(cgroups.parentsForTest(), ::testing::ElementsAre(own_ / "customcode-777"));
-  // The workers together weigh as much as one busy task per CPU.
-  EXPECT_EQ(read(own_ / "customcode-777/cpu.weight"), std::to_string(std::min(100 * ::sysconf(_SC_NPROCESSORS_ONLN), 10000L)));
+  // Worker cgroups go beside the service's leaf, with no parent of their own.
+  EXPECT_THAT(cgroups.placesForTest(), ::testing::ElementsAre(own_));
+  EXPECT_FALSE(fs::exists(own_ / "customcode-777-wprobe"));
 }
 
 TEST_F(FakeV2, LeavesTheRootCgroupsProcessesWhereTheyAre) {
@@ -145,7 +144,7 @@ TEST_F(FakeV2, MakesAWorkerCgroupWithTheMemoryCeilingAndTheProcessLimit) {
   auto worker = cgroups.create();
 
   ASSERT_TRUE(worker) << worker.error().message;
-  auto dir = own_ / "customcode-777/w0";
+  auto dir = own_ / "customcode-777-w0";
   EXPECT_THAT((*worker)->dirsForTest(), ::testing::ElementsAre(dir));
   EXPECT_EQ(read(dir / "memory.max"), std::to_string(64 << 20));
   EXPECT_EQ(read(dir / "memory.oom.group"), "1");
@@ -158,7 +157,7 @@ TEST_F(FakeV2, LowersAndRestoresTheCpuWeight) {
   ASSERT_EQ(cgroups.prepare({}, 777), "");
   auto worker = cgroups.create();
   ASSERT_TRUE(worker);
-  auto dir = own_ / "customcode-777/w0";
+  auto dir = own_ / "customcode-777-w0";
   write(dir / "cpu.idle", "0");
 
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Low));
@@ -177,7 +176,7 @@ TEST_F(FakeV2, CapsTheCpuOfACappedWorkerAndLiftsTheCapAfter) {
   ASSERT_EQ(cgroups.prepare({}, 777), "");
   auto worker = cgroups.create();
   ASSERT_TRUE(worker);
-  auto dir = own_ / "customcode-777/w0";
+  auto dir = own_ / "customcode-777-w0";
 
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Capped));
   EXPECT_EQ(read(dir / "cpu.max"), std::to_string(100'000 * WorkerCgroup::kCappedPercent / 100) + " 100000");
@@ -195,7 +194,7 @@ TEST_F(FakeV2, MakesASpareCgroupInTheLowClassAtOnce) {
 
   ASSERT_TRUE(spare) << spare.error().message;
   EXPECT_EQ((*spare)->cpuClass(), CpuClass::Low);
-  EXPECT_EQ(read(own_ / "customcode-777/w0/cpu.weight"), "1");
+  EXPECT_EQ(read(own_ / "customcode-777-w0/cpu.weight"), "1");
 }
 
 TEST_F(FakeV2, TheOomNotifierWakesWhenMemoryEventsChange) {
@@ -203,7 +202,7 @@ TEST_F(FakeV2, TheOomNotifierWakesWhenMemoryEventsChange) {
   ASSERT_EQ(cgroups.prepare({}, 777), "");
   auto worker = cgroups.create();
   ASSERT_TRUE(worker);
-  auto events = own_ / "customcode-777/w0/memory.events";
+  auto events = own_ / "customcode-777-w0/memory.events";
   write(events, "oom 0\noom_kill 0\n");
   int fd = (*worker)->openOomNotifier();
   ASSERT_GE(fd, 0);
@@ -225,7 +224,7 @@ TEST_F(FakeV2, CountsTheKernelsOutOfMemoryKills) {
   ASSERT_TRUE(worker);
   EXPECT_EQ((*worker)->oomKills(), 0u);
 
-  write(own_ / "customcode-777/w0/memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 1\n");
+  write(own_ / "customcode-777-w0/memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 1\n");
 
   EXPECT_EQ((*worker)->oomKills(), 2u);
 }
@@ -264,24 +263,23 @@ TEST_F(FakeV1, MakesTheParentInEachHierarchyAndAWorkerCgroupWithItsLimits) {
 
   ASSERT_TRUE(worker) << worker.error().message;
   EXPECT_STREQ(cgroups.modeName(), "cgroup-v1");
-  EXPECT_THAT((*worker)->dirsForTest(), ::testing::ElementsAre(base_ / "memory/process_api/b80f/customcode-4321/w0",
-                                                               base_ / "cpu/customcode-4321/w0",
-                                                               base_ / "pids/customcode-4321/w0"));
-  EXPECT_EQ(read(base_ / "memory/process_api/b80f/customcode-4321/w0/memory.limit_in_bytes"), std::to_string(96 << 20));
-  EXPECT_EQ(read(base_ / "pids/customcode-4321/w0/pids.max"), "50");
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321/cpu.shares"), std::to_string(1024 * ::sysconf(_SC_NPROCESSORS_ONLN)));
+  EXPECT_THAT((*worker)->dirsForTest(), ::testing::ElementsAre(base_ / "memory/process_api/b80f/customcode-4321-w0",
+                                                               base_ / "cpu/customcode-4321-w0",
+                                                               base_ / "pids/customcode-4321-w0"));
+  EXPECT_EQ(read(base_ / "memory/process_api/b80f/customcode-4321-w0/memory.limit_in_bytes"), std::to_string(96 << 20));
+  EXPECT_EQ(read(base_ / "pids/customcode-4321-w0/pids.max"), "50");
 
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Low));
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321/w0/cpu.shares"), "2");
+  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.shares"), "2");
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Capped));
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321/w0/cpu.cfs_quota_us"),
+  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.cfs_quota_us"),
             std::to_string(100'000 * WorkerCgroup::kCappedPercent / 100));
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321/w0/cpu.cfs_period_us"), "100000");
+  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.cfs_period_us"), "100000");
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Normal));
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321/w0/cpu.shares"), "1024");
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321/w0/cpu.cfs_quota_us"), "-1");
+  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.shares"), "1024");
+  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.cfs_quota_us"), "-1");
 
-  write(base_ / "memory/process_api/b80f/customcode-4321/w0/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+  write(base_ / "memory/process_api/b80f/customcode-4321-w0/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
   EXPECT_EQ((*worker)->oomKills(), 3u);
 }
 
@@ -290,7 +288,7 @@ TEST_F(FakeV1, RegistersAnEventfdForTheOomEvents) {
   ASSERT_EQ(cgroups.prepare({}, 4321), "");
   auto worker = cgroups.create();
   ASSERT_TRUE(worker);
-  auto dir = base_ / "memory/process_api/b80f/customcode-4321/w0";
+  auto dir = base_ / "memory/process_api/b80f/customcode-4321-w0";
   write(dir / "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
 
   int fd = (*worker)->openOomNotifier();
@@ -317,25 +315,27 @@ TEST_F(FakeV1, NamesEachWorkerCgroupApart) {
 TEST_F(FakeV1, RemovesWhatAnInstanceNoLongerRunningLeftAndKeepsALiveOnes) {
   // A service killed with SIGKILL left its parent and an (empty) worker cgroup; another instance,
   // alive (same program name: a forked copy of this test), keeps its own.
-  fs::create_directories(base_ / "memory/process_api/b80f/customcode-2147483000/w3");
+  fs::create_directories(base_ / "memory/process_api/b80f/customcode-2147483000-w3");
   pid_t live = ::fork();
   if (live == 0) {
     ::pause();
     ::_exit(0);
   }
-  fs::create_directories(base_ / "memory/process_api/b80f" / ("customcode-" + std::to_string(live)) / "w0");
+  fs::create_directories(base_ / "memory/process_api/b80f" / ("customcode-" + std::to_string(live) + "-w0"));
+  fs::create_directories(base_ / "memory/process_api/b80f/customcode-service");
   Cgroups cgroups(v1());
 
   ASSERT_EQ(cgroups.prepare({}, 4321), "");
 
-  EXPECT_FALSE(fs::exists(base_ / "memory/process_api/b80f/customcode-2147483000"));
-  EXPECT_TRUE(fs::exists(base_ / "memory/process_api/b80f" / ("customcode-" + std::to_string(live)) / "w0"));
+  EXPECT_FALSE(fs::exists(base_ / "memory/process_api/b80f/customcode-2147483000-w3"));
+  EXPECT_TRUE(fs::exists(base_ / "memory/process_api/b80f" / ("customcode-" + std::to_string(live) + "-w0")));
+  EXPECT_TRUE(fs::exists(base_ / "memory/process_api/b80f/customcode-service"));
   ::kill(live, SIGKILL);
   ::waitpid(live, nullptr, 0);
 }
 
 TEST_F(FakeV1, WithoutAWritableHierarchySaysWhy) {
-  fs::remove_all(base_ / "cpu");  // mkdir of the parent fails: ENOENT
+  fs::remove_all(base_ / "cpu");  // mkdir of the probe fails: ENOENT
   Cgroups cgroups(v1());
 
   auto failure = cgroups.prepare({}, 4321);
@@ -343,7 +343,7 @@ TEST_F(FakeV1, WithoutAWritableHierarchySaysWhy) {
   EXPECT_THAT(failure, ::testing::HasSubstr("cannot make"));
   EXPECT_FALSE(cgroups.enabled());
   // Nothing half made is left in the other hierarchies.
-  EXPECT_FALSE(fs::exists(base_ / "memory/process_api/b80f/customcode-4321"));
+  EXPECT_FALSE(fs::exists(base_ / "memory/process_api/b80f/customcode-4321-wprobe"));
 }
 
 TEST(JoinCgroups, TheChildWritesItsPidBeforeExec) {
