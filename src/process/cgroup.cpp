@@ -253,11 +253,12 @@ bool WorkerCgroup::setCpuClass(CpuClass cpu) {
   const bool low = cpu != CpuClass::Normal;
   const char* weightFile = v1 ? "cpu.shares" : "cpu.weight";
   auto weight = v1 ? (low ? kSharesLow : kSharesNormal) : (low ? kWeightLow : kWeightNormal);
-  bool ok = true;
-  // The kernel refuses a weight while the group is idle: leave idle first, enter it last.
-  if (!low) ok = writeFile(dir / "cpu.idle", "0", true) && ok;
+  // The lowest weight, not the idle policy (cpu.idle): measured paired here, a spinner in the
+  // idle policy (and a SCHED_IDLE shell loop) cost a neighbour's p99 more than one at nice 19
+  // (docs/decisions.md). cpu.idle is cleared in case someone set it: the kernel refuses a weight
+  // while a group is idle.
+  bool ok = writeFile(dir / "cpu.idle", "0", true);
   ok = writeFile(dir / weightFile, std::to_string(weight)) && ok;
-  if (low) ok = writeFile(dir / "cpu.idle", "1", true) && ok;
   if (cpu == CpuClass::Capped || cpu_ == CpuClass::Capped) {
     const auto period = static_cast<std::uint64_t>(kQuotaPeriod.count());
     const auto quota = period * kCappedPercent / 100;

@@ -48,7 +48,7 @@ CgroupPlaces findCgroups(std::string_view mountinfo, std::string_view procSelfCg
 // isolation with cgroups").
 enum class CpuClass {
   Normal,  // the default weight: short runs of every workspace share the CPU evenly
-  Low,     // the lowest weight and the idle class (cpu.idle): a long call, a spare starting
+  Low,     // the lowest weight: a long call, a run past its timeout, the worker after a stuck one
   Capped,  // Low, and at most kCappedPercent of one CPU (a CFS quota): a run past its timeout
 };
 

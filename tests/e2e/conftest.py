@@ -311,9 +311,6 @@ def worker_cpu_lowered(pid):
         hierarchy = "cpu" if "cpu" in controllers.split(",") else "unified" if controllers == "" else None
         if hierarchy and re.search(r"/customcode-\d+-w\d+$", path):
             directory = own_cgroups(pid)[hierarchy]
-            if os.path.exists(os.path.join(directory, "cpu.idle")):
-                with open(os.path.join(directory, "cpu.idle")) as f:
-                    return f.read().strip() == "1"
             with open(os.path.join(directory, "cpu.shares" if hierarchy == "cpu" else "cpu.weight")) as f:
                 return f.read().strip() in ("1", "2")
     return False

@@ -78,17 +78,14 @@ def cpu_dir(service, directory, version):
 
 
 def cpu_class(service, directory, version):
-    """"idle" (the idle class where the kernel has cpu.idle, whose weight then reads as the idle
-    one, 3 on v1; else the lowest weight) or "normal" (the default weight)."""
+    """"low" (the lowest weight, not the idle policy) or "normal" (the default weight)."""
     d = cpu_dir(service, directory, version)
     weight, lowest, normal = ("cpu.shares", "2", "1024") if version == "cgroup-v1" else ("cpu.weight", "1", "100")
     idle = read(os.path.join(d, "cpu.idle")) if os.path.exists(os.path.join(d, "cpu.idle")) else None
     value = read(os.path.join(d, weight))
-    if idle == "1" or (idle is None and value == lowest):
-        return "idle"
-    if value == normal and idle in (None, "0"):
-        return "normal"
-    return f"{weight}={value} cpu.idle={idle}"
+    if idle not in (None, "0"):
+        return f"{weight}={value} cpu.idle={idle}"
+    return {lowest: "low", normal: "normal"}.get(value, f"{weight}={value}")
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +300,7 @@ def test_processes_a_function_starts_die_with_its_worker_in_its_cgroup(make_serv
 
 # ---- CPU classes ----
 
-def test_a_long_call_puts_its_cgroup_in_the_idle_class_until_it_ends(make_service, mode):
+def test_a_long_call_gives_its_cgroup_the_lowest_weight_until_it_ends(make_service, mode):
     service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50"})
     assert_mode(service, mode)
     spin = "const end = Date.now() + 1500; while (Date.now() < end) {} return 'done';"
@@ -316,7 +313,7 @@ def test_a_long_call_puts_its_cgroup_in_the_idle_class_until_it_ends(make_servic
     result = {}
     runner = threading.Thread(target=lambda: result.update(r=service.run("spinner", "spin")))
     runner.start()
-    lowered = wait_for(lambda: cpu_class(service, directory, mode) == "idle", timeout=1.4)
+    lowered = wait_for(lambda: cpu_class(service, directory, mode) == "low", timeout=1.4)
     runner.join()
 
     assert lowered, service.log()
@@ -338,8 +335,8 @@ def test_short_calls_never_lower_their_cgroup(make_service, mode):
         assert cpu_class(service, directory, mode) == "normal"
 
 
-def test_the_worker_after_a_stuck_one_stays_idle_until_a_run_answers_quickly(make_service, mode):
-    # The long-call threshold out of the way: the only reason for the idle class here is the kill.
+def test_the_worker_after_a_stuck_one_stays_low_until_a_run_answers_quickly(make_service, mode):
+    # The long-call threshold out of the way: the only reason for the lowest weight here is the kill.
     service = make_service(env={"FUNCTIONS_RUN_TIMEOUT": "1000", "FUNCTIONS_LONG_RUN_AFTER": "5000"})
     assert_mode(service, mode)
     wait = "await new Promise((r) => setTimeout(r, 600)); return 'waited';"
@@ -365,7 +362,7 @@ def test_the_worker_after_a_stuck_one_stays_idle_until_a_run_answers_quickly(mak
 
     seen, replacement = class_while_waiting("relapse", [stuck])
 
-    assert seen == "idle", service.log()
+    assert seen == "low", service.log()
     # Its run answered within FUNCTIONS_LONG_RUN_AFTER: back to the normal class.
     assert wait_for(lambda: cpu_class(service, cgroup_of(service, replacement, mode), mode) == "normal", timeout=2)
 

@@ -162,7 +162,7 @@ TEST_F(FakeV2, LowersAndRestoresTheCpuWeight) {
 
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Low));
   EXPECT_EQ(read(dir / "cpu.weight"), "1");
-  EXPECT_EQ(read(dir / "cpu.idle"), "1");
+  EXPECT_EQ(read(dir / "cpu.idle"), "0");  // the lowest weight, not the idle policy
   EXPECT_FALSE(fs::exists(dir / "cpu.max"));  // no quota for a long call
 
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Normal));
