@@ -108,6 +108,10 @@ except Exception as e:
     return {"error": type(e).__name__ + ": " + str(e)}
 """
 
+# The built-in modules the clients above import: a service that runs them allows these.
+NODE_BUILTIN_MODULES = "http,https,url,util,zlib,dns,stream,buffer,crypto,net"
+PYTHON_BUILTIN_MODULES = "json,urllib,http,socket,os,subprocess,errno,ssl,struct"
+
 CLIENT_PARAMS = {"url": {"type": "string"}, "method": {"type": "string"}, "body": {"type": "string"},
                  "ca": {"type": "string"}, "insecure": {"type": "boolean"}}
 CLIENTS = {

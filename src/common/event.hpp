@@ -36,8 +36,9 @@ class Event {
   boost::asio::awaitable<void> wait() { co_await waitUntil(std::chrono::steady_clock::time_point::max()); }
 
   // True when the event was set, false when `limit` passed first.
+  // Not a coroutine itself: it hands back waitUntil's, so a wait costs one coroutine frame.
   boost::asio::awaitable<bool> waitFor(std::chrono::steady_clock::duration limit) {
-    co_return co_await waitUntil(std::chrono::steady_clock::now() + limit);
+    return waitUntil(std::chrono::steady_clock::now() + limit);
   }
 
   boost::asio::awaitable<bool> waitUntil(std::chrono::steady_clock::time_point deadline) {

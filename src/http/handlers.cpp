@@ -258,10 +258,12 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   auto fail = [&](const Error& error, json::object extra = {}) {
     return errorResponse(error, request.version(), request.keep_alive(), std::move(extra));
   };
-  const Error notFound{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""};
+  auto notFound = [&] {
+    return Error{Errc::FunctionNotFound, "Function \"" + function + "\" not found in workspace \"" + name + "\""};
+  };
   if (auto why = workspace::workspaceNameProblem(name); !why.empty())
     co_return fail(workspace::invalidRequest("workspace", why));
-  if (!workspace::couldBeFunctionName(function)) co_return fail(notFound);
+  if (!workspace::couldBeFunctionName(function)) co_return fail(notFound());
   auto body = parseJsonBody(request.body(), true);
   if (!body) co_return fail(body.error());
   auto parameters = workspace::parseRunBody(*body);
@@ -270,7 +272,7 @@ asio::awaitable<Response> Api::run(const Request& request, std::string name, std
   auto stored = co_await current(name);
   if (!stored) co_return fail(stored.error());
   const auto* fn = (*stored)->workspace.find(function);
-  if (!fn) co_return fail(notFound);
+  if (!fn) co_return fail(notFound());
   if (!deps_.runtimes.available(fn->language))
     co_return fail(Error{Errc::LanguageUnavailable, "Functions in " + std::string(workspace::languageName(fn->language)) +
                                                         " cannot run on this server yet"});

@@ -159,7 +159,7 @@ asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::
   outcome.elapsed = reply.elapsed;
   outcome.logs = std::move(reply.logs);
   outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(reply.elapsed + 500us).count();
-  const std::string quoted = "Function \"" + std::string(function) + "\"";
+  const auto quoted = [&] { return "Function \"" + std::string(function) + "\""; };
   switch (reply.status) {
     case ReplyStatus::TimedOut: {
       static log::RateLimit timeoutLog;
@@ -167,15 +167,15 @@ asio::awaitable<RunOutcome> Worker::run(std::string_view function, const boost::
         log::pool()->warn("[ws:{}][pid {}] run {} timed out after {} ms{}", workspace(), pid(), function,
                           timeout.count(), *note);
       outcome.error = Error{Errc::RunTimedOut,
-                            quoted + " timed out after " + std::to_string(timeout.count()) + " ms"};
+                            quoted() + " timed out after " + std::to_string(timeout.count()) + " ms"};
       // The run has failed; whether the worker is stuck (then killed) or only awaiting something
       // slow (then it keeps serving its other runs) is the ping's to tell.
       spawnLogged(executor_, pingOrKill(), "worker ping");
       break;
     }
     case ReplyStatus::Died:
-      outcome.error = reply.outOfMemory ? Error{Errc::OutOfMemory, quoted + " ran out of memory: " + reply.failure}
-                                        : Error{Errc::WorkerDied, quoted + " failed: " + reply.failure};
+      outcome.error = reply.outOfMemory ? Error{Errc::OutOfMemory, quoted() + " ran out of memory: " + reply.failure}
+                                        : Error{Errc::WorkerDied, quoted() + " failed: " + reply.failure};
       break;
     case ReplyStatus::Replied:
       if (reply.result) {

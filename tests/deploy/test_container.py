@@ -27,7 +27,8 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "tests"))
 import attacks  # noqa: E402 - tests/attacks.py
 from haproxy_proxy import Proxy, free_port  # noqa: E402 - tests/haproxy_proxy.py
-from network_clients import CLIENTS, blocked, call  # noqa: E402 - tests/network_clients.py
+import network_clients  # noqa: E402 - tests/network_clients.py
+from network_clients import CLIENTS, blocked, call  # noqa: E402
 
 IMAGE = os.environ.get("CUSTOMCODE_TEST_IMAGE", "localhost/customcode:e2e")
 ENGINE = shutil.which("podman") or shutil.which("docker")
@@ -161,8 +162,8 @@ class SandboxedContainer(attacks.Target):
         env = {"SECRET_TOKEN": attacks.SECRET, "WORKER_TMP_MAX_SIZE": str(attacks.TMP_MAX),
                "WORKER_MEMORY_MAX_SIZE": f"{attacks.MEMORY_MAX_MB}mb",
                "FUNCTIONS_LOGS_MAX_SIZE": str(attacks.LOGS_MAX), "FUNCTIONS_RESULT_MAX_SIZE": str(attacks.RESULT_MAX),
-               "NODE_BUILTIN_MODULES": "http,https,url,util,zlib,dns,stream,buffer,crypto,net",
-               "PYTHON_BUILTIN_MODULES": "json,urllib,http,socket,os,subprocess,errno"}
+               "NODE_BUILTIN_MODULES": network_clients.NODE_BUILTIN_MODULES,
+               "PYTHON_BUILTIN_MODULES": network_clients.PYTHON_BUILTIN_MODULES}
         engine("run", "-d", "--name", name, *SANDBOX_OPTIONS, *CAPABILITIES,
                "--ulimit", f"nofile={NOFILE}:{NOFILE}", "--ulimit", f"nproc={NPROC}:{NPROC}",
                *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],

@@ -23,7 +23,8 @@ import pytest
 from conftest import Service, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from network_clients import CLIENTS, DNS_QUERY, RESOLVERS, blocked, call  # noqa: E402 - tests/network_clients.py
+import network_clients  # noqa: E402 - tests/network_clients.py
+from network_clients import CLIENTS, DNS_QUERY, RESOLVERS, blocked, call  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTSIDE_NAME = "outside.customcode.test"
@@ -181,8 +182,8 @@ VICTIM = {"secret": {"code": 'return "victim-code-unchanged";'}}
 REPLACEMENT = json.dumps({"functions": {"secret": {"code": 'return "replaced";'}}})
 
 ENV = {
-    "NODE_BUILTIN_MODULES": "http,https,url,util,zlib,dns,stream,buffer,crypto,net",
-    "PYTHON_BUILTIN_MODULES": "json,urllib,http,socket,os,subprocess,errno,ssl,struct",
+    "NODE_BUILTIN_MODULES": network_clients.NODE_BUILTIN_MODULES,
+    "PYTHON_BUILTIN_MODULES": network_clients.PYTHON_BUILTIN_MODULES,
     "SANDBOX": "bwrap",
     "HOST": "::",
 }
