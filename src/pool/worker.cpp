@@ -52,7 +52,7 @@ Result<std::shared_ptr<Worker>> Worker::start(asio::any_io_executor executor, co
                                               WorkerOptions options) {
   // The cgroup is made before the fork, and the child joins it just before exec: nothing of the
   // worker ever runs outside it. Spares start in the normal class too (docs/decisions.md,
-  // "Resource isolation with cgroups": in the idle class they were not ready in time under load).
+  // "Resource isolation with cgroups": in the idle policy they were not ready in time under load).
   std::unique_ptr<process::WorkerCgroup> cgroup;
   std::optional<process::LaunchSpec> joining;
   if (options.cgroups != nullptr) {
@@ -338,7 +338,7 @@ std::optional<process::CpuClass> Worker::cpuClass() const {
   return cgroup_->cpuClass();
 }
 
-void Worker::startIdle() {
+void Worker::startLow() {
   if (!cgroup_ || options_.longRunAfter.count() <= 0) return;
   idleUntilQuickRun_ = true;
   adjustPriority();
@@ -364,10 +364,10 @@ void Worker::adjustPriority() {
                         std::strerror(errno));
     lowered_ = wanted != process::CpuClass::Normal;
     if (lowered_)
-      log::pool()->debug("[ws:{}][pid {}] a call runs for over {} ms: lowered to the idle CPU class (its cgroup)",
+      log::pool()->debug("[ws:{}][pid {}] a call runs for over {} ms: lowered to the lowest CPU weight (its cgroup)",
                          workspace(), pid(), options_.longRunAfter.count());
     else
-      log::pool()->debug("[ws:{}][pid {}] no long call left: its cgroup is back to the normal CPU class",
+      log::pool()->debug("[ws:{}][pid {}] no long call left: its cgroup is back to the normal CPU weight",
                          workspace(), pid());
     return;
   }

@@ -100,10 +100,10 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   // Whether it was killed as stuck in a loop (a run timed out and the ping found it busy or silent).
   bool killedStuck() const { return killedStuck_; }
-  // With a cgroup: keeps the worker in the idle CPU class until one of its runs answers within
+  // With a cgroup: keeps the worker at the lowest CPU weight until one of its runs answers within
   // longRunAfter. For the worker that replaces one killed stuck: the next call of that code is
   // likely to spin again, and would otherwise take a full share of the CPU for longRunAfter.
-  void startIdle();
+  void startLow();
 
   // Set while a ping asks, after a run timed out, whether the worker is stuck. New runs wait for
   // the verdict (verdict()) rather than queue behind a busy loop.
@@ -181,7 +181,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::shared_ptr<Event> suspect_;  // set (and dropped) when the ping after a timeout has its verdict
   bool lowered_ = false;
   bool killedStuck_ = false;
-  bool idleUntilQuickRun_ = false;  // see startIdle()
+  bool idleUntilQuickRun_ = false;  // see startLow()
   bool unansweredTimeout_ = false;  // a call timed out and the worker has answered nothing since
   bool canRaise_ = true;
   State state_ = State::Starting;

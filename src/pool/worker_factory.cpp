@@ -67,7 +67,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
   }
   auto started = Worker::start(executor_, runtimes_.workerCommand(language, dir, script->path),
                                options(wanted.workspace, language, WorkerRole::Serve));
-  if (started && wanted.afterStuck) (*started)->startIdle();
+  if (started && wanted.afterStuck) (*started)->startLow();
   co_return started;
 }
 
@@ -78,7 +78,7 @@ asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(workspace:
   auto* pool = spares_.of(language);
   auto spare = pool ? pool->take() : nullptr;
   if (!spare) co_return nullptr;
-  if (afterStuck) spare->startIdle();
+  if (afterStuck) spare->startLow();
   const auto filename = scriptPath.string();  // named (GCC 12, common/async.hpp)
   if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
     log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,

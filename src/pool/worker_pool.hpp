@@ -32,7 +32,7 @@ struct WorkerWanted {
   // workers that serve no workspace, e.g. syntax checkers).
   std::shared_ptr<const workspace::StoredWorkspace> stored;
   // The previous worker of (workspace, language) was killed stuck in a loop: the new one stays in
-  // the idle CPU class until a run of it answers quickly (Worker::startIdle).
+  // the lowest CPU weight until a run of it answers quickly (Worker::startLow).
   bool afterStuck = false;
 };
 

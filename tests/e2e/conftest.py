@@ -302,8 +302,8 @@ def v1_worker_hierarchies():
 
 
 def worker_cpu_lowered(pid):
-    """Whether the worker `pid` runs lowered for a long call: its cgroup in the idle class
-    (lowest weight) with cgroups, else every thread of its tree at nice 19."""
+    """Whether the worker `pid` runs lowered for a long call: its cgroup at the lowest weight with
+    cgroups (this function answers False without them: see thread_nices)."""
     with open(f"/proc/{pid}/cgroup") as f:
         lines = f.read().splitlines()
     for line in lines:
