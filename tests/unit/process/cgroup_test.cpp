@@ -186,14 +186,14 @@ TEST_F(FakeV2, CapsTheCpuOfACappedWorkerAndLiftsTheCapAfter) {
   EXPECT_EQ(read(dir / "cpu.max"), "max 100000");
 }
 
-TEST_F(FakeV2, MakesASpareCgroupInTheLowClassAtOnce) {
+TEST_F(FakeV2, MakesAWorkerCgroupInTheLowClassAtOnce) {
   Cgroups cgroups(v2());
   ASSERT_EQ(cgroups.prepare({}, 777), "");
 
-  auto spare = cgroups.create(CpuClass::Low);
+  auto low = cgroups.create(CpuClass::Low);
 
-  ASSERT_TRUE(spare) << spare.error().message;
-  EXPECT_EQ((*spare)->cpuClass(), CpuClass::Low);
+  ASSERT_TRUE(low) << low.error().message;
+  EXPECT_EQ((*low)->cpuClass(), CpuClass::Low);
   EXPECT_EQ(read(own_ / "customcode-777-w0/cpu.weight"), "1");
 }
 
