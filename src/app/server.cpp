@@ -70,6 +70,8 @@ std::vector<std::string> Server::prepare() {
   if (!problems.empty()) return problems;
   problems = prepareNetwork();
   if (!problems.empty()) return problems;
+  problems = prepareCgroups();
+  if (!problems.empty()) return problems;
   metrics_.isolation = sandbox::isolationName(sandbox_.isolation());
   api_.setIsolation(metrics_.isolation);
   if (auto warning = runtimes_.detectNodeVersion()) sandbox_.addWarning(*warning);
@@ -121,6 +123,34 @@ std::vector<std::string> Server::prepareNetwork() {
   metrics_.workerNetwork = network::WorkerNetwork::modeName(network_.mode());
   for (const auto& warning : network_.warnings()) sandbox_.addWarning(warning);
   return problems;
+}
+
+std::vector<std::string> Server::prepareCgroups() {
+  using Mode = config::SandboxConfig::Cgroups;
+  const auto& sandbox = config_.sandbox;
+  std::string failure = "WORKER_CGROUPS=off";
+  if (sandbox.cgroups != Mode::Off) {
+    failure = sandbox.testNoCgroups
+                  ? "cgroups refused by WORKER_CGROUPS_TEST_UNAVAILABLE (a test switch)"
+                  : cgroups_.prepare(
+                        process::CgroupLimits{.memoryMax = sandbox.memoryMaxBytes, .pidsMax = kWorkerCgroupPids},
+                        ::getpid());
+  }
+  metrics_.resources = cgroups_.modeName();
+  api_.setResources(metrics_.resources);
+  if (cgroups_.enabled()) {
+    factory_.useCgroups(&cgroups_);
+    log::app()->info("resources: a cgroup per worker ({}, beside the service in {}): memory ceiling {} MiB for its "
+                     "whole process tree, {} processes, a CPU class (long calls idle)",
+                     cgroups_.modeName(), cgroups_.placesForTest().front().string(),
+                     sandbox.memoryMaxBytes / (1024 * 1024), kWorkerCgroupPids);
+    return {};
+  }
+  if (sandbox.cgroups == Mode::On) return {"WORKER_CGROUPS=on: cannot make the workers' cgroups: " + failure};
+  sandbox_.addWarning("resources: workers run without cgroups (" + failure +
+                      "): their memory is bounded per process (rlimits), not for the whole tree (no tmpfs, no "
+                      "child processes counted), and a long call is lowered by its nice value only");
+  return {};
 }
 
 void Server::run() {

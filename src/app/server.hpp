@@ -11,6 +11,7 @@
 #include "pool/spare_pool.hpp"
 #include "pool/worker_factory.hpp"
 #include "pool/worker_pool.hpp"
+#include "process/cgroup.hpp"
 #include "runtimes/runtime.hpp"
 #include "pool/syntax_checker.hpp"
 #include "workspace/workspace_store.hpp"
@@ -44,9 +45,14 @@ class Server {
 
  private:
   static constexpr std::chrono::milliseconds kFirstSpareWait{2000};
+  // Processes and threads of one worker's tree in its cgroup: the sandbox's own processes
+  // (bubblewrap, its init, prlimit) and twice the interpreter's RLIMIT_NPROC.
+  static constexpr std::uint64_t kWorkerCgroupPids = 128;
 
   // Sets up the workers' network (after the sandbox, before any worker starts).
   std::vector<std::string> prepareNetwork();
+  // Makes the workers' cgroups where WORKER_CGROUPS allows it; problems when it is `on` and fails.
+  std::vector<std::string> prepareCgroups();
   asio::awaitable<void> startServing();
   asio::awaitable<void> shutdown();
 
@@ -59,6 +65,7 @@ class Server {
   deps::NpmInstaller npm_;
   network::WorkerNetwork network_;  // outlives every worker
   sandbox::Sandbox sandbox_;
+  process::Cgroups cgroups_;  // outlives every worker (each removes its cgroup from it)
   runtimes::Runtimes runtimes_;
   pool::WorkerFactory factory_;
   pool::SparePools spares_;

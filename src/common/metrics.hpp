@@ -42,6 +42,7 @@ struct Metrics {
   std::uint64_t httpRequests = 0;
   std::string isolation = "none";  // the sandbox mode in effect: bwrap, restricted or none
   std::string workerNetwork = "host";  // WORKER_NETWORK in effect: isolated, host or none
+  std::string resources = "rlimits";   // how workers' resources are bounded: cgroup-v1, cgroup-v2 or rlimits
   std::uint64_t httpConnectionsOpen = 0;
   std::uint64_t httpConnectionsRefusedLimit = 0;        // closed at once: HTTP_MAX_CONNECTIONS reached
   std::uint64_t httpConnectionsRefusedDescriptors = 0;  // accept() failed: no descriptor left

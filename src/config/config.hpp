@@ -81,6 +81,14 @@ struct SandboxConfig {
   // SANDBOX_TEST_NO_NAMESPACES: a test switch that makes the bubblewrap probe fail as on a host
   // that refuses namespaces, so that the weaker modes are tested on purpose.
   bool testNoNamespaces = false;
+  // WORKER_CGROUPS: a cgroup per worker with a memory ceiling of memoryMaxBytes for its whole tree,
+  // a process limit and a CPU class (process/cgroup.hpp). auto: where the service may make them;
+  // on: start-up fails without them; off: rlimits and nice values only.
+  enum class Cgroups { Auto, On, Off };
+  Cgroups cgroups = Cgroups::Auto;
+  // WORKER_CGROUPS_TEST_UNAVAILABLE: a test switch that makes cgroups look unavailable, so that
+  // the fallback of WORKER_CGROUPS=auto is tested on purpose.
+  bool testNoCgroups = false;
 };
 
 // What the network of a worker reaches (docs/security.md, "Network").

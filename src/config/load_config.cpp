@@ -201,6 +201,16 @@ const std::vector<Variable>& variables() {
          return {};
        }},
       {"SANDBOX_TEST_NO_NAMESPACES", flag([](Config& c) -> bool& { return c.sandbox.testNoNamespaces; })},
+      {"WORKER_CGROUPS",
+       [](std::string_view text, Config& c) -> std::string {
+         auto v = text::toLower(text::trim(text));
+         if (v == "auto" || v.empty()) c.sandbox.cgroups = SandboxConfig::Cgroups::Auto;
+         else if (v == "on") c.sandbox.cgroups = SandboxConfig::Cgroups::On;
+         else if (v == "off") c.sandbox.cgroups = SandboxConfig::Cgroups::Off;
+         else return "must be auto, on or off";
+         return {};
+       }},
+      {"WORKER_CGROUPS_TEST_UNAVAILABLE", flag([](Config& c) -> bool& { return c.sandbox.testNoCgroups; })},
       {"WORKER_MEMORY_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.memoryMaxBytes; })},
       {"WORKER_TMP_MAX_SIZE", byteSize([](Config& c) -> std::size_t& { return c.sandbox.tmpMaxBytes; })},
       {"NODE_PERMISSION_MODEL",

@@ -134,7 +134,7 @@ asio::awaitable<Response> Api::handle(Request request) {
 }
 
 Response Api::healthcheck(const Request& request) const {
-  json::object body{{"healthy", true}, {"isolation", isolation_}};
+  json::object body{{"healthy", true}, {"isolation", isolation_}, {"resources", resources_}};
   if (!healthWarnings_.empty()) {
     json::array warnings;
     for (const auto& w : healthWarnings_) warnings.push_back(json::string(w));

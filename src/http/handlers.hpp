@@ -74,6 +74,8 @@ class Api {
   void addHealthWarning(std::string warning) { healthWarnings_.push_back(std::move(warning)); }
   // The worker isolation in effect, reported by the health check (bwrap, restricted, none).
   void setIsolation(std::string isolation) { isolation_ = std::move(isolation); }
+  // How workers' resources are bounded, reported by the health check (cgroup-v1, cgroup-v2, rlimits).
+  void setResources(std::string resources) { resources_ = std::move(resources); }
 
  private:
   asio::awaitable<Response> save(const Request& request, std::string workspace);
@@ -99,6 +101,7 @@ class Api {
   std::unordered_map<std::string, std::shared_ptr<const workspace::StoredWorkspace>> cache_;
   std::vector<std::string> healthWarnings_;
   std::string isolation_ = "none";
+  std::string resources_ = "rlimits";
 };
 
 }  // namespace customcode::http

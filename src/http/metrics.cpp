@@ -58,6 +58,11 @@ std::string renderMetrics(const Metrics& m) {
          "# TYPE customcode_isolation_level gauge\n";
   for (const auto* level : {"bwrap", "restricted", "none"})
     out += fmt::format("customcode_isolation_level{{level=\"{}\"}} {}\n", level, m.isolation == level ? 1 : 0);
+  out += "# HELP customcode_resource_isolation How workers' memory, processes and CPU are bounded: a cgroup per "
+         "worker (v1 or v2), or per-process rlimits and nice values only (1 for the mode in use).\n"
+         "# TYPE customcode_resource_isolation gauge\n";
+  for (const auto* mode : {"cgroup-v1", "cgroup-v2", "rlimits"})
+    out += fmt::format("customcode_resource_isolation{{mode=\"{}\"}} {}\n", mode, m.resources == mode ? 1 : 0);
   out += "# HELP customcode_worker_network The network workers get (WORKER_NETWORK in effect): 1 for the mode in force.\n"
          "# TYPE customcode_worker_network gauge\n";
   for (const auto* mode : {"isolated", "host", "none"})

@@ -11,6 +11,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include <unistd.h>
+
+#include <array>
 #include <cstring>
 
 namespace customcode::pool {
@@ -24,6 +27,8 @@ namespace {
 constexpr std::size_t kOutputTailBytes = 8 * 1024;
 constexpr std::size_t kOutputLinesPerSecond = 50;
 constexpr auto kOutputDrainLimit = 500ms;
+// How long the removal of a worker's cgroup waits for the rest of its tree to exit.
+constexpr auto kCgroupRemoveLimit = 2000ms;
 
 bool looksOutOfMemory(std::string_view tail) {
   for (auto needle : {"heap out of memory", "Allocation failed", "MemoryError", "Cannot allocate memory",
@@ -48,10 +53,39 @@ struct Worker::Pending {
 
 Result<std::shared_ptr<Worker>> Worker::start(asio::any_io_executor executor, const process::LaunchSpec& spec,
                                               WorkerOptions options) {
-  auto started = process::start(executor, spec);
+  // The cgroup is made before the fork, and the child joins it just before exec: nothing of the
+  // worker ever runs outside it. Spares start in the normal class too (docs/decisions.md,
+  // "Resource isolation with cgroups": in the idle policy they were not ready in time under load).
+  std::unique_ptr<process::WorkerCgroup> cgroup;
+  std::optional<process::LaunchSpec> joining;
+  if (options.cgroups != nullptr) {
+    auto made = options.cgroups->create();
+    if (!made) return made.error();
+    auto procs = (*made)->openProcs();
+    if (!procs) return procs.error();
+    cgroup = std::move(*made);
+    joining.emplace(spec);
+    joining->joinCgroups = std::move(*procs);
+  }
+  auto started = process::start(executor, joining ? *joining : spec);
+  if (joining)
+    for (int fd : joining->joinCgroups) ::close(fd);
   if (!started) return started.error();
   std::shared_ptr<Worker> worker(new Worker(executor, std::move(*started), std::move(options)));
   log::pool()->info("[ws:{}][pid {}] {} worker started", worker->workspace(), worker->pid(), worker->label());
+  if (cgroup) {
+    worker->lowered_ = cgroup->cpuClass() != process::CpuClass::Normal;
+    int notifier = cgroup->openOomNotifier();
+    worker->cgroup_ = std::move(cgroup);
+    if (notifier >= 0) {
+      worker->oomNotifier_.emplace(executor, notifier);
+      spawnLogged(executor, worker->watchMemory(), "worker memory watch");
+    } else {
+      log::pool()->warn("[ws:{}][pid {}] cannot watch the OOM events of the worker's cgroup ({}); an OOM kill is "
+                        "known when the worker exits",
+                        worker->workspace(), worker->pid(), std::strerror(errno));
+    }
+  }
   spawnLogged(executor, worker->readOutput(), "worker output reader");
   spawnLogged(executor, worker->readFrames(), "worker frame reader");
   return worker;
@@ -126,6 +160,10 @@ asio::awaitable<Worker::Reply> Worker::call(std::string_view type, std::string_v
     unansweredTimeout_ = true;  // it may still be running that call
   }
   pending.reply.elapsed = std::chrono::steady_clock::now() - started;
+  if (idleUntilQuickRun_ && pending.done && type == "run" && pending.reply.elapsed < options_.longRunAfter) {
+    idleUntilQuickRun_ = false;
+    adjustPriority();
+  }
   lastUsed_ = std::chrono::steady_clock::now();
   if (lowered_) adjustPriority();
   finishRetiringIfIdle();
@@ -207,6 +245,7 @@ asio::awaitable<Result<std::vector<SyntaxProblem>>> Worker::check(const std::vec
 asio::awaitable<bool> Worker::load(std::string_view workspace, std::string_view filename, std::string_view source,
                                    std::chrono::milliseconds timeout) {
   const auto members = loadMembers(filename, source);
+
   auto reply = co_await call("load", members, timeout);
   if (reply.status != ReplyStatus::Replied || !decodeLoadAnswer(reply.frame)) co_return false;
   options_.workspace = std::string(workspace);
@@ -240,6 +279,7 @@ asio::awaitable<void> Worker::pingOrKill() {
   suspect_.reset();
   if (!answered && state_ != State::Dead) {
     if (options_.metrics) ++options_.metrics->killsStuck;
+    killedStuck_ = true;
     kill(busy ? "the worker stopped responding after a run timed out and kept running (stuck in a loop?): killed"
               : "the worker stopped responding after a run timed out and was killed");
   }
@@ -310,10 +350,69 @@ void Worker::kill(std::string reason, bool outOfMemory) {
   }
   log::pool()->warn("[ws:{}][pid {}] killing {} worker: {}", workspace(), pid(), label(), killReason_);
   child_.kill();
+  if (cgroup_) cgroup_->killAll();  // also what left the process group (a new session, a daemon)
+}
+
+std::string Worker::memoryCeilingReason() const {
+  return "the worker's processes reached its memory ceiling of " +
+         std::to_string(cgroup_->memoryMax() / (1024 * 1024)) + " MiB (WORKER_MEMORY_MAX_SIZE)";
+}
+
+// Wakes when the kernel's OOM killer may have acted in the worker's cgroup (a child process, a
+// tmpfs filled beside the interpreter): the whole worker is then killed, so that its runs fail
+// as OutOfMemory rather than going on with part of the tree gone. Ends when finish() closes the
+// notifier.
+asio::awaitable<void> Worker::watchMemory() {
+  auto self = shared_from_this();
+  std::array<char, 4096> events;
+  while (oomNotifier_ && oomNotifier_->is_open()) {
+    auto [ec] = co_await oomNotifier_->async_wait(asio::posix::descriptor_base::wait_read, as_tuple(use_awaitable));
+    if (ec || !oomNotifier_->is_open()) co_return;
+    // Consumed (an eventfd's counter, or inotify events), so that the next wait blocks again.
+    [[maybe_unused]] auto n = ::read(oomNotifier_->native_handle(), events.data(), events.size());
+    if (!child_.reaped() && killReason_.empty() && cgroup_->oomKills() > 0) kill(memoryCeilingReason(), true);
+  }
+}
+
+std::optional<process::CpuClass> Worker::cpuClass() const {
+  if (!cgroup_) return std::nullopt;
+  return cgroup_->cpuClass();
+}
+
+void Worker::startLow() {
+  if (!cgroup_ || options_.longRunAfter.count() <= 0) return;
+  idleUntilQuickRun_ = true;
+  adjustPriority();
+}
+
+process::CpuClass Worker::wantedCpuClass() const {
+  if (idleUntilQuickRun_) return process::CpuClass::Low;
+  if (options_.longRunAfter.count() <= 0) return process::CpuClass::Normal;
+  bool longCall = suspect() || unansweredTimeout_;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, pending] : pending_)
+    if (now - pending->started >= options_.longRunAfter) longCall = true;
+  return longCall ? process::CpuClass::Low : process::CpuClass::Normal;
 }
 
 void Worker::adjustPriority() {
-  if (options_.longRunAfter.count() <= 0 || child_.reaped() || !killReason_.empty()) return;
+  if (child_.reaped() || !killReason_.empty()) return;
+  if (cgroup_) {
+    const auto wanted = wantedCpuClass();
+    if (wanted == cgroup_->cpuClass()) return;
+    if (!cgroup_->setCpuClass(wanted))
+      log::pool()->warn("[ws:{}][pid {}] cannot change the CPU class of the worker's cgroup: {}", workspace(), pid(),
+                        std::strerror(errno));
+    lowered_ = wanted != process::CpuClass::Normal;
+    if (lowered_)
+      log::pool()->debug("[ws:{}][pid {}] a call runs for over {} ms: lowered to the lowest CPU weight (its cgroup)",
+                         workspace(), pid(), options_.longRunAfter.count());
+    else
+      log::pool()->debug("[ws:{}][pid {}] no long call left: its cgroup is back to the normal CPU weight",
+                         workspace(), pid());
+    return;
+  }
+  if (options_.longRunAfter.count() <= 0) return;
   bool longCall = suspect() || unansweredTimeout_;
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, pending] : pending_)
@@ -546,8 +645,16 @@ asio::awaitable<void> Worker::finish() {
   child_.killAt(std::chrono::steady_clock::now() + options_.killGrace);
   int status = co_await child_.wait();
   output_.close(ignored);
+  // The kernel's OOM killer says nothing on the worker's output: its counter does, read once now.
+  bool cgroupOutOfMemory = false;
+  if (cgroup_) {
+    if (oomNotifier_) oomNotifier_->close(ignored);
+    cgroupOutOfMemory = cgroup_->oomKills() > 0;
+    cgroup_->killAll();  // the rest of the tree, wherever it went
+    if (cgroupOutOfMemory && killReason_.empty()) killReason_ = memoryCeilingReason();
+  }
 
-  bool outOfMemory = killedForMemory_ || looksOutOfMemory(outputTail_);
+  bool outOfMemory = killedForMemory_ || cgroupOutOfMemory || looksOutOfMemory(outputTail_);
   std::string failure = !killReason_.empty() ? killReason_
                         : outOfMemory        ? "the worker ran out of memory"
                                              : "the worker process " + process::describeStatus(status);
@@ -568,6 +675,16 @@ asio::awaitable<void> Worker::finish() {
   exited_.set();
   auto callbacks = std::move(exitCallbacks_);
   for (auto& callback : callbacks) callback();
+  if (cgroup_) {
+    // After the callbacks: the pool need not wait for the removal. Named (GCC 12, common/async.hpp).
+    auto executor = executor_;
+    const auto deadline = std::chrono::steady_clock::now() + kCgroupRemoveLimit;
+    if (co_await cgroup_->remove(executor, deadline))
+      cgroup_.reset();
+    else
+      log::pool()->warn("[ws:{}][pid {}] the worker's cgroup still has processes {} ms after its exit", workspace(),
+                        pid(), kCgroupRemoveLimit.count());
+  }
 }
 
 }  // namespace customcode::pool

@@ -4,6 +4,7 @@
 #include "common/event.hpp"
 #include "common/metrics.hpp"
 #include "pool/protocol.hpp"
+#include "process/cgroup.hpp"
 #include "process/child.hpp"
 #include "workspace/workspace.hpp"
 
@@ -51,6 +52,10 @@ struct WorkerOptions {
   std::chrono::milliseconds longRunAfter{0};
   int longRunNice = 19;
   Metrics* metrics = nullptr;  // counts the workers killed as stuck; may be null
+  // When set, the worker runs in a cgroup of its own made here (process/cgroup.hpp): its CPU class
+  // replaces the nice value, an OOM kill in it fails the worker's runs as OutOfMemory, and it is
+  // removed once the worker is reaped. Owned by Server.
+  process::Cgroups* cgroups = nullptr;
 };
 
 // Ends the calls a run made to functions of the other language (below) when that run ends: it was
@@ -167,6 +172,13 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // SIGKILLs the process group now; calls in flight fail with `reason`.
   void kill(std::string reason, bool outOfMemory = false);
 
+  // Whether it was killed as stuck in a loop (a run timed out and the ping found it busy or silent).
+  bool killedStuck() const { return killedStuck_; }
+  // With a cgroup: keeps the worker at the lowest CPU weight until one of its runs answers within
+  // longRunAfter. For the worker that replaces one killed stuck: the next call of that code is
+  // likely to spin again, and would otherwise take a full share of the CPU for longRunAfter.
+  void startLow();
+
   // Set while a ping asks, after a run timed out, whether the worker is stuck. New runs wait for
   // the verdict (verdict()) rather than queue behind a busy loop.
   bool suspect() const { return suspect_ != nullptr; }
@@ -177,8 +189,12 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // and raises it back when it has none: the short runs of every workspace keep their latency
   // beside a long computation or a busy loop. Called periodically by the pool and when a call
   // ends. Raising back needs CAP_SYS_NICE; without it the worker stays lowered.
+  // With a cgroup, its CPU class changes instead (cpuClass()), for the whole tree at once, and can
+  // always be raised back.
   void adjustPriority();
   bool lowered() const { return lowered_; }
+  // The cgroup's CPU class; nullopt without a cgroup.
+  std::optional<process::CpuClass> cpuClass() const;
 
   // Runs `callback` once, when the process is gone and reaped (at once if it already is).
   void onExit(std::function<void()> callback);
@@ -233,6 +249,9 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void handleFrame(std::string_view line);
   void answer(Pending& pending);  // the call has its answer: wake its caller
   asio::awaitable<void> finish();
+  asio::awaitable<void> watchMemory();
+  process::CpuClass wantedCpuClass() const;
+  std::string memoryCeilingReason() const;
   void closeRequests();
   void finishRetiringIfIdle();
 
@@ -241,6 +260,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   process::Child child_;
   std::shared_ptr<Event> suspect_;  // set (and dropped) when the ping after a timeout has its verdict
   bool lowered_ = false;
+  bool killedStuck_ = false;
+  bool idleUntilQuickRun_ = false;  // see startLow()
   bool unansweredTimeout_ = false;  // a call timed out and the worker has answered nothing since
   bool canRaise_ = true;
   State state_ = State::Starting;
@@ -267,6 +288,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::chrono::steady_clock::time_point outputWindowStart_;
   std::size_t outputLinesInWindow_ = 0;
   std::uint64_t textResults_ = 0;
+  std::unique_ptr<process::WorkerCgroup> cgroup_;  // null without cgroups; removed after the reap
+  std::optional<asio::posix::stream_descriptor> oomNotifier_;  // readable when the OOM killer acted
 };
 
 }  // namespace customcode::pool

@@ -32,7 +32,8 @@ WorkerOptions WorkerFactory::options(std::string workspace, workspace::Language 
       .killGrace = config_.pool.killGrace,
       .longRunAfter = role == WorkerRole::Check ? std::chrono::milliseconds(0) : config_.pool.longRunAfter,
       .longRunNice = config_.pool.longRunNice,
-      .metrics = role == WorkerRole::Check ? nullptr : &metrics_};
+      .metrics = role == WorkerRole::Check ? nullptr : &metrics_,
+      .cgroups = role == WorkerRole::Check ? nullptr : cgroups_};
 }
 
 asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWanted wanted) {
@@ -60,19 +61,24 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerFactory::start(WorkerWant
   if (script->version != wanted.version)
     throw std::logic_error("WorkerFactory::start: the script is not the version wanted");
   if (located.second) {
-    auto spare = co_await takeOverSpare(language, wanted.workspace, std::move(script->text), script->path);
+    auto spare = co_await takeOverSpare(language, wanted.workspace, std::move(script->text), script->path,
+                                        wanted.afterStuck);
     if (spare) co_return spare;
   }
-  co_return Worker::start(executor_, runtimes_.workerCommand(language, dir, script->path),
-                          options(wanted.workspace, language, WorkerRole::Serve));
+  auto started = Worker::start(executor_, runtimes_.workerCommand(language, dir, script->path),
+                               options(wanted.workspace, language, WorkerRole::Serve));
+  if (started && wanted.afterStuck) (*started)->startLow();
+  co_return started;
 }
 
 asio::awaitable<std::shared_ptr<Worker>> WorkerFactory::takeOverSpare(workspace::Language language,
                                                                       std::string workspace, std::string script,
-                                                                      std::filesystem::path scriptPath) {
+                                                                      std::filesystem::path scriptPath,
+                                                                      bool afterStuck) {
   auto* pool = spares_.of(language);
   auto spare = pool ? pool->take() : nullptr;
   if (!spare) co_return nullptr;
+  if (afterStuck) spare->startLow();
   const auto filename = scriptPath.string();  // named (GCC 12, common/async.hpp)
   if (!co_await spare->load(workspace, filename, script, config_.pool.startupTimeout)) {
     log::pool()->warn("[ws:{}][pid {}] a spare worker could not load the workspace; starting a new one", workspace,

@@ -45,11 +45,16 @@ class WorkerFactory {
   // A syntax checker of `language`; not ready yet.
   Result<std::shared_ptr<Worker>> startChecker(workspace::Language language);
 
+  // From now on workspace workers and spares run in cgroups of their own (checkers never run user
+  // code and stay out). Owned by the caller; outlives every worker.
+  void useCgroups(process::Cgroups* cgroups) { cgroups_ = cgroups; }
+
  private:
   WorkerOptions options(std::string workspace, workspace::Language language, WorkerRole role) const;
   // Hands `workspace` to a spare worker; nullptr when there is none or it refused.
   asio::awaitable<std::shared_ptr<Worker>> takeOverSpare(workspace::Language language, std::string workspace,
-                                                         std::string script, std::filesystem::path scriptPath);
+                                                         std::string script, std::filesystem::path scriptPath,
+                                                         bool afterStuck);
 
   asio::any_io_executor executor_;
   asio::thread_pool& fsPool_;
@@ -58,6 +63,7 @@ class WorkerFactory {
   SparePools& spares_;
   const config::Config& config_;
   Metrics& metrics_;
+  process::Cgroups* cgroups_ = nullptr;
 };
 
 }  // namespace customcode::pool

@@ -70,6 +70,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(WorkerWante
       }
       // Gone, or another version (a newer one, or an older one a run is still bound to): a
       // starting entry is only dropped here; its spawner keeps its worker for its own runs.
+      if (entry.worker && entry.worker->killedStuck()) wanted.afterStuck = true;
       removeEntry(key, entry.version == wanted.version ? "worker gone" : "new version");
     }
 
@@ -78,6 +79,7 @@ asio::awaitable<Result<std::shared_ptr<Worker>>> WorkerPool::acquire(WorkerWante
     if (stopping_ || entries_.contains(key)) continue;  // changed while we waited: look again
 
     // 3. Start it; callers of this version that come meanwhile wait on `start`.
+    if (afterStuck_.erase(key) > 0) wanted.afterStuck = true;
     auto start = std::make_shared<Start>();
     lru_.push_back(key);
     entries_.emplace(key, Entry{.key = key,
@@ -138,6 +140,7 @@ void WorkerPool::forgetWhenGone(const std::string& key, const std::shared_ptr<Wo
     ++metrics_.workerExits;
     auto found = entries_.find(key);
     if (found != entries_.end() && found->second.worker.get() == raw) {
+      if (raw->killedStuck()) afterStuck_.insert(key);  // for the next worker of the key
       lru_.erase(found->second.lru);
       entries_.erase(found);
     }

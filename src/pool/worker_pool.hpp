@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace customcode::pool {
@@ -30,6 +31,9 @@ struct WorkerWanted {
   // The workspace as read when `version` was resolved: a new worker loads exactly this (null for
   // workers that serve no workspace, e.g. syntax checkers).
   std::shared_ptr<const workspace::StoredWorkspace> stored;
+  // The previous worker of (workspace, language) was killed stuck in a loop: the new one stays in
+  // the lowest CPU weight until a run of it answers quickly (Worker::startLow).
+  bool afterStuck = false;
 };
 
 // Starts a worker for what is wanted (pool/worker_factory.hpp). The pool waits for its ready frame.
@@ -98,6 +102,7 @@ class WorkerPool {
   std::unordered_map<std::string, Entry> entries_;
   std::list<std::string> lru_;  // keys, least recently used first
   std::vector<std::shared_ptr<Worker>> retiring_;
+  std::unordered_set<std::string> afterStuck_;  // keys whose last worker exited killed stuck
   std::size_t exiting_ = 0;  // evicted by LRU, not yet reaped: they still hold a slot
   std::shared_ptr<Event> slotFreed_ = std::make_shared<Event>();  // set (and replaced) when one is reaped
   asio::steady_timer sweepTimer_;

@@ -15,10 +15,15 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
+#include <utility>
 #include <unordered_set>
 
 namespace customcode::process {
 namespace {
+
+// cgroup v1 has a directory per hierarchy (memory, cpu, pids); v2 one.
+constexpr std::size_t kMaxCgroupFds = 4;
 
 std::mutex gSpawnedMutex;
 std::unordered_set<pid_t> gSpawned;  // see spawnedHere()
@@ -72,8 +77,29 @@ const char* stepName(int step) {
     case 9: return "setns";
     case 10: return "private bind mount";
     case 11: return "sandbox set-up";
+    case 12: return "joining the worker's cgroup";
     default: return "start";
   }
+}
+
+// Writes the child's pid to each cgroup.procs (async-signal-safe: no allocation, no stdio).
+bool joinCgroups(const int* procs, std::size_t count) {
+  char digits[24];
+  std::size_t at = sizeof digits;
+  for (auto value = static_cast<unsigned long>(::getpid()); at == sizeof digits || value > 0; value /= 10)
+    digits[--at] = static_cast<char>('0' + value % 10);
+  for (std::size_t i = 0; i < count; ++i)
+    if (::write(procs[i], digits + at, sizeof digits - at) < 0) return false;
+  return true;
+}
+
+// After the hand-off (see spawnProcess) the parent no longer reads the status pipe: a failure goes
+// to the child's output, which the worker logs and reports as why it failed to start.
+[[noreturn]] void childFailLate(const char* program, int step) {
+  const char* name = ::strerrorname_np(errno);
+  const char* parts[] = {"customcode: cannot start ", program, ": ", stepName(step), " failed: ", name ? name : "?", "\n"};
+  for (const char* part : parts) [[maybe_unused]] auto n = ::write(2, part, std::strlen(part));
+  ::_exit(127);
 }
 
 }  // namespace
@@ -96,6 +122,9 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
   int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const pid_t parent = ::getpid();
 
+  if (spec.joinCgroups.size() > kMaxCgroupFds) throw std::logic_error("spawnProcess: too many cgroups to join");
+  int cgroupFds[kMaxCgroupFds] = {-1, -1, -1, -1};
+
   // Registered under the lock it was forked under, so the subreaper never sees it unregistered.
   std::unique_lock spawnedLock(gSpawnedMutex);
   pid_t pid = ::fork();
@@ -108,12 +137,28 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     int out = ::fcntl(output.write, F_DUPFD_CLOEXEC, 10);
     int st = ::fcntl(status.write, F_DUPFD_CLOEXEC, 10);
     if (in < 0 || outFrames < 0 || out < 0 || st < 0) childFail(status.write, 1);
+    // The cgroup.procs files, written just before exec (joinCgroups), are kept too.
+    int keep[1 + kMaxCgroupFds] = {st};
+    std::size_t kept = 1;
+    for (std::size_t i = 0; i < spec.joinCgroups.size(); ++i) {
+      cgroupFds[i] = ::fcntl(spec.joinCgroups[i], F_DUPFD_CLOEXEC, 10);
+      if (cgroupFds[i] < 0) childFail(st, 1);
+      keep[kept++] = cgroupFds[i];
+    }
     if (::dup2(devNull, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0 || ::dup2(in, 3) < 0 ||
         ::dup2(outFrames, 4) < 0)
       childFail(st, 1);
-    // The status pipe stays open (close-on-exec) so that a successful exec closes it.
-    ::syscall(SYS_close_range, 5u, static_cast<unsigned>(st - 1), 0u);
-    ::syscall(SYS_close_range, static_cast<unsigned>(st + 1), ~0u, 0u);
+    // The status pipe stays open (close-on-exec) so that a successful exec closes it; every other
+    // descriptor above 4 but those kept is closed.
+    for (std::size_t i = 1; i < kept; ++i)
+      for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+    unsigned from = 5;
+    for (std::size_t i = 0; i < kept; ++i) {
+      auto fd = static_cast<unsigned>(keep[i]);
+      if (fd > from) ::syscall(SYS_close_range, from, fd - 1, 0u);
+      from = fd + 1;
+    }
+    ::syscall(SYS_close_range, from, ~0u, 0u);
     if (::setpgid(0, 0) != 0) childFail(st, 2);
     sigset_t none;
     sigemptyset(&none);
@@ -141,6 +186,19 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     if (spec.dieWithParent && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(st, 7);
     if (::getppid() != parent) ::_exit(127);  // the service died before prctl took effect
     if (spec.beforeExec && !spec.beforeExec(spec.beforeExecContext.get())) childFail(st, 11);
+    if (!spec.joinCgroups.empty()) {
+      // Last, just before exec: nothing of the worker runs outside its cgroups, and the set-up
+      // above runs at the service's CPU weight, not at a spare's idle one. The descriptors were
+      // opened by the service (root), whose credentials the kernel checks, so the uid switch above
+      // does not stop the move. The parent stops waiting first (a zero step on the status pipe):
+      // a move between cgroups can wait for an RCU grace period, 20-110 ms measured here on a busy
+      // machine, and the parent is the service's event loop.
+      int handOff[2] = {0, 0};
+      if (::write(st, handOff, sizeof handOff) != static_cast<ssize_t>(sizeof handOff)) childFail(st, 1);
+      if (!joinCgroups(cgroupFds, spec.joinCgroups.size())) childFailLate(argv[0], 12);
+      ::execve(argv[0], argv.data(), envp.data());
+      childFailLate(argv[0], 8);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     childFail(st, 8);
   }
@@ -156,13 +214,14 @@ Result<ChildProcess> spawnProcess(const LaunchSpec& spec) {
     closeFd(requests.write), closeFd(frames.read), closeFd(output.read), closeFd(status.read);
     return Error{Errc::SpawnFailed, std::string("cannot fork: ") + std::strerror(forkErr)};
   }
-  // exec closes the status pipe; otherwise the child wrote why it failed.
+  // exec closes the status pipe; otherwise the child wrote why it failed, or a zero step: its
+  // hand-off before joining its cgroups (then it reports a later failure on its output).
   int payload[2] = {0, 0};
   ssize_t n;
   do n = ::read(status.read, payload, sizeof payload);
   while (n < 0 && errno == EINTR);
   closeFd(status.read);
-  if (n == static_cast<ssize_t>(sizeof payload)) {
+  if (n == static_cast<ssize_t>(sizeof payload) && payload[0] != 0) {
     int wstatus = 0;
     ::waitpid(pid, &wstatus, 0);
     closeFd(requests.write), closeFd(frames.read), closeFd(output.read);

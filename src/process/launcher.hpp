@@ -47,6 +47,9 @@ struct LaunchSpec {
   std::shared_ptr<const void> beforeExecContext;
   // Namespaces (open /proc/PID/ns/* fds, in order) the child joins first (network/worker_network.hpp).
   std::vector<int> joinNamespaces;
+  // cgroup.procs files (open for writing) the child writes its pid to just before exec, so that
+  // its whole tree is in its cgroups from the start (process/cgroup.hpp). Owned by the caller.
+  std::vector<int> joinCgroups;
 };
 
 // The parent's ends of a started child. The caller owns the fds.

@@ -164,6 +164,7 @@ def test_the_config_map_has_every_readme_setting_with_its_default():
     # documented elsewhere, or derived from another setting.
     unset = {"PYTHON_BUILTIN_MODULES", "PYTHON_PACKAGES_WHITELIST_IMPORT", "PYTHON_API_URL",
              "NPM_CONFIG_REGISTRY", "NPM_CACHE_DIRECTORY", "PLAYGROUND_DIR", "SANDBOX_TEST_NO_NAMESPACES",
+             "WORKER_CGROUPS_TEST_UNAVAILABLE",
              "WORKER_NETWORK", "WORKER_NETWORK_DENY", "WORKER_NETWORK_ALLOW"}
     # The container's own values (Containerfile): port 80, the volume's path.
     container = {"PORT": "80", "FUNCTIONS_STORAGE_FILESYSTEM_DIRPATH": "/data/functions"}

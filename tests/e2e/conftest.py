@@ -257,6 +257,107 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+# ---- cgroups ----
+
+def own_cgroups(pid="self"):
+    """{controller: directory} of the cgroups `pid` is in (v1 hierarchies by controller, "unified"
+    for v2), from its mountinfo and /proc/PID/cgroup."""
+    mounts = {}
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, tail = left.split(), right.split()
+            if not tail:
+                continue
+            if tail[0] == "cgroup":
+                for option in tail[2].split(","):
+                    mounts[option] = (fields[3], fields[4])
+            elif tail[0] == "cgroup2":
+                mounts.setdefault("unified", (fields[3], fields[4]))
+    places = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in (controllers.split(",") if controllers else ["unified"]):
+                if controller in mounts:
+                    root, point = mounts[controller]
+                    relative = path[len(root):] if root != "/" and path.startswith(root) else path
+                    places[controller] = os.path.join(point, relative.lstrip("/"))
+    return places
+
+
+def v1_worker_hierarchies():
+    """The v1 hierarchies the service makes its workers' cgroups in (memory, cpu, pids), when it
+    uses v1 here: root, and no v2 hierarchy with the memory and cpu controllers. {} otherwise."""
+    if os.geteuid() != 0:
+        return {}
+    places = own_cgroups()
+    try:
+        with open(os.path.join(places["unified"], "cgroup.controllers")) as f:
+            if {"memory", "cpu"} <= set(f.read().split()):
+                return {}
+    except (KeyError, OSError):
+        pass
+    return {c: places[c] for c in ("memory", "cpu", "pids") if c in places}
+
+
+def worker_cpu_lowered(pid):
+    """Whether the worker `pid` runs lowered for a long call: its cgroup at the lowest weight with
+    cgroups (this function answers False without them: see thread_nices)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        hierarchy = "cpu" if "cpu" in controllers.split(",") else "unified" if controllers == "" else None
+        if hierarchy and re.search(r"/customcode-\d+-w\d+$", path):
+            directory = own_cgroups(pid)[hierarchy]
+            with open(os.path.join(directory, "cpu.shares" if hierarchy == "cpu" else "cpu.weight")) as f:
+                return f.read().strip() in ("1", "2")
+    return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cgroups():
+    """On a cgroup v1 host, as root, the test session runs in cgroups of its own, named
+    customcode-<CUSTOMCODE_TEST_TAG or e2e>-<pid>, so that the services it starts make their
+    workers' cgroups (and clean up what a SIGKILLed one left) there and nowhere else. Removed
+    at the end with whatever the services killed with SIGKILL left in them."""
+    hierarchies = v1_worker_hierarchies()
+    name = f"customcode-{os.environ.get('CUSTOMCODE_TEST_TAG', 'e2e')}-{os.getpid()}"
+    made = {}
+    for controller, parent in hierarchies.items():
+        directory = os.path.join(parent, name)
+        try:
+            os.mkdir(directory)
+            if controller == "cpu":  # as many busy tasks as CPUs, as the session's processes were
+                with open(os.path.join(directory, "cpu.shares"), "w") as f:
+                    f.write(str(1024 * os.cpu_count()))
+            with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            made[controller] = (parent, directory)
+        except OSError:
+            continue
+    yield made
+    for controller, (parent, directory) in made.items():
+        try:
+            with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            pass
+    time.sleep(0.5)  # workers of services killed with SIGKILL die with them (parent-death signal)
+    for controller, (parent, directory) in made.items():
+        for below, dirs, _ in os.walk(directory, topdown=False):
+            for d in dirs:
+                try:
+                    os.rmdir(os.path.join(below, d))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
+
+
 @pytest.fixture(scope="session")
 def data_base():
     """Where services keep their data: a 0700 directory (what mktemp -d makes), as a user's would

@@ -280,11 +280,14 @@ def alive(pid):
         return False
 
 
+# Without cgroups (WORKER_CGROUPS=off): the subreaper adopts them and kills them at exit. With
+# cgroups they die with their worker: tests/e2e/test_cgroups.py.
 def test_processes_a_function_starts_do_not_outlive_the_service_without_a_sandbox(make_service):
     service = make_service(env={"SANDBOX": "none", "NODE_PERMISSION_MODEL": "no",
                                 "NODE_BUILTIN_MODULES": "child_process",
-                                "PYTHON_BUILTIN_MODULES": "subprocess"})
+                                "PYTHON_BUILTIN_MODULES": "subprocess", "WORKER_CGROUPS": "off"})
     health = service.get("/sys/healthcheck").json()
+    assert health["resources"] == "rlimits", health
     assert any("SANDBOX=none" in w for w in health["details"]["warnings"]), health
     node = ("const {spawn} = require('child_process');"
             "const p = spawn('/bin/sleep', ['300'], {detached: true, stdio: 'ignore'}); p.unref(); return p.pid;")

@@ -106,7 +106,7 @@ def test_the_checker_refuses_what_the_document_does_not_describe(checker, method
 
 # ---- PUT /sys/logging ----
 
-LOWERED = "lowered to nice"
+LOWERED = "a call runs for over"  # lowered: its cgroup to the lowest weight, or to nice 19
 SLOW = {"slow": {"code": "const end = Date.now() + 300; while (Date.now() < end) {} return 1;"}}
 
 

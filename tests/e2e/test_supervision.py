@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import HELLO, wait_for
+from conftest import HELLO, wait_for, worker_cpu_lowered
 
 def fast_service(make_service, **env):
     return make_service(env={"FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "200", **env})
@@ -226,9 +226,10 @@ def test_runs_in_flight_on_a_stuck_worker_fail_when_it_is_killed(make_service):
 
     spin = threading.Thread(target=run, args=("spin",))
     spin.start()
-    # The spin is under way (its worker lowered): this run queues behind it, with its own 2 s
-    # deadline, which falls after the stuck worker is killed (2 s + the 200 ms ping).
-    assert wait_for(lambda: set(thread_nices(worker).values()) == {19}, timeout=5), thread_nices(worker)
+    # The spin is under way (its worker lowered: its cgroup, or nice 19 without cgroups): this run
+    # queues behind it, with its own 2 s deadline, which falls after the stuck worker is killed
+    # (2 s + the 200 ms ping).
+    assert wait_for(lambda: worker_cpu_lowered(worker) or set(thread_nices(worker).values()) == {19}, timeout=5)
     run("wait")
     spin.join(10)
     assert results["spin"][0].status_code == 504
@@ -500,8 +501,11 @@ BUSY = {"busy": {"code": "const end = Date.now() + ms; while (Date.now() < end) 
         "ok": {"code": "return 'fine';"}}
 
 
+# Without cgroups, by nice values (WORKER_CGROUPS=off). With cgroups, by the cgroup's CPU class:
+# tests/e2e/test_cgroups.py.
 def test_a_long_call_runs_at_low_priority_and_its_worker_comes_back_after(make_service):
-    service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50"})
+    service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50", "WORKER_CGROUPS": "off"})
+    assert service.get("/sys/healthcheck").json()["resources"] == "rlimits"
     assert service.save("busy", BUSY).status_code == 200
     assert service.run("busy", "ok").status_code == 200
     worker = the_worker(service, "busy")
@@ -524,7 +528,8 @@ def test_a_long_call_runs_at_low_priority_and_its_worker_comes_back_after(make_s
 
 
 def test_short_calls_never_lower_their_worker(make_service):
-    service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50"})
+    service = make_service(env={"FUNCTIONS_LONG_RUN_AFTER": "50", "WORKER_CGROUPS": "off"})
+    assert service.get("/sys/healthcheck").json()["resources"] == "rlimits"
     assert service.save("busy", BUSY).status_code == 200
     assert service.run("busy", "ok").status_code == 200
     worker = the_worker(service, "busy")

@@ -181,3 +181,17 @@ TEST(LoadConfig, ParsesTheSandboxModesAndItsTestSwitch) {
   EXPECT_NE(bad.errors[0].find("SANDBOX"), std::string::npos);
   EXPECT_NE(bad.errors[1].find("SANDBOX_TEST_NO_NAMESPACES"), std::string::npos);
 }
+
+TEST(LoadConfig, ParsesWorkerCgroupsAndItsTestSwitch) {
+  using Cgroups = customcode::config::SandboxConfig::Cgroups;
+  auto defaults = customcode::config::loadFrom({});
+  EXPECT_EQ(defaults.config.sandbox.cgroups, Cgroups::Auto);
+  EXPECT_FALSE(defaults.config.sandbox.testNoCgroups);
+  EXPECT_EQ(customcode::config::loadFrom({{"WORKER_CGROUPS", "on"}}).config.sandbox.cgroups, Cgroups::On);
+  EXPECT_EQ(customcode::config::loadFrom({{"WORKER_CGROUPS", " OFF "}}).config.sandbox.cgroups, Cgroups::Off);
+  EXPECT_TRUE(customcode::config::loadFrom({{"WORKER_CGROUPS_TEST_UNAVAILABLE", "yes"}}).config.sandbox.testNoCgroups);
+
+  auto bad = customcode::config::loadFrom({{"WORKER_CGROUPS", "v1"}});
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_NE(bad.errors[0].find("WORKER_CGROUPS: must be auto, on or off"), std::string::npos) << bad.errors[0];
+}
