@@ -250,7 +250,7 @@ bool WorkerCgroup::setCpuClass(CpuClass cpu) {
   if (cpu == cpu_) return true;
   const bool v1 = version_ == CgroupVersion::V1;
   const auto& dir = v1 ? dirs_.at(1) : dirs_.front();
-  const bool low = cpu != CpuClass::Normal;
+  const bool low = cpu == CpuClass::Low;
   const char* weightFile = v1 ? "cpu.shares" : "cpu.weight";
   auto weight = v1 ? (low ? kSharesLow : kSharesNormal) : (low ? kWeightLow : kWeightNormal);
   // The lowest weight, not the idle policy (cpu.idle): measured paired here, a spinner in the
@@ -259,18 +259,6 @@ bool WorkerCgroup::setCpuClass(CpuClass cpu) {
   // while a group is idle.
   bool ok = writeFile(dir / "cpu.idle", "0", true);
   ok = writeFile(dir / weightFile, std::to_string(weight)) && ok;
-  if (cpu == CpuClass::Capped || cpu_ == CpuClass::Capped) {
-    const auto period = static_cast<std::uint64_t>(kQuotaPeriod.count());
-    const auto quota = period * kCappedPercent / 100;
-    if (v1) {
-      ok = writeFile(dir / "cpu.cfs_period_us", std::to_string(period)) && ok;
-      ok = writeFile(dir / "cpu.cfs_quota_us", cpu == CpuClass::Capped ? std::to_string(quota) : "-1") && ok;
-    } else {
-      ok = writeFile(dir / "cpu.max", (cpu == CpuClass::Capped ? std::to_string(quota) : std::string("max")) + " " +
-                                          std::to_string(period)) &&
-           ok;
-    }
-  }
   cpu_ = cpu;
   return ok;
 }

@@ -49,7 +49,6 @@ CgroupPlaces findCgroups(std::string_view mountinfo, std::string_view procSelfCg
 enum class CpuClass {
   Normal,  // the default weight: short runs of every workspace share the CPU evenly
   Low,     // the lowest weight: a long call, a run past its timeout, the worker after a stuck one
-  Capped,  // Low, and at most kCappedPercent of one CPU (a CFS quota): a run past its timeout
 };
 
 // One worker's cgroup: a directory per hierarchy (v1) or one (v2). Not thread-safe; its file
@@ -57,9 +56,6 @@ enum class CpuClass {
 // in it and removes it (blocking, bounded).
 class WorkerCgroup {
  public:
-  static constexpr std::uint64_t kCappedPercent = 5;
-  static constexpr std::chrono::microseconds kQuotaPeriod{100'000};
-
   WorkerCgroup(CgroupVersion version, std::vector<std::filesystem::path> dirs);
   ~WorkerCgroup();
   WorkerCgroup(const WorkerCgroup&) = delete;

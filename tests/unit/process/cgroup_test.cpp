@@ -171,21 +171,6 @@ TEST_F(FakeV2, LowersAndRestoresTheCpuWeight) {
   EXPECT_EQ((*worker)->cpuClass(), CpuClass::Normal);
 }
 
-TEST_F(FakeV2, CapsTheCpuOfACappedWorkerAndLiftsTheCapAfter) {
-  Cgroups cgroups(v2());
-  ASSERT_EQ(cgroups.prepare({}, 777), "");
-  auto worker = cgroups.create();
-  ASSERT_TRUE(worker);
-  auto dir = own_ / "customcode-777-w0";
-
-  ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Capped));
-  EXPECT_EQ(read(dir / "cpu.max"), std::to_string(100'000 * WorkerCgroup::kCappedPercent / 100) + " 100000");
-  EXPECT_EQ(read(dir / "cpu.weight"), "1");
-
-  ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Low));
-  EXPECT_EQ(read(dir / "cpu.max"), "max 100000");
-}
-
 TEST_F(FakeV2, MakesAWorkerCgroupInTheLowClassAtOnce) {
   Cgroups cgroups(v2());
   ASSERT_EQ(cgroups.prepare({}, 777), "");
@@ -271,13 +256,8 @@ TEST_F(FakeV1, MakesTheParentInEachHierarchyAndAWorkerCgroupWithItsLimits) {
 
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Low));
   EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.shares"), "2");
-  ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Capped));
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.cfs_quota_us"),
-            std::to_string(100'000 * WorkerCgroup::kCappedPercent / 100));
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.cfs_period_us"), "100000");
   ASSERT_TRUE((*worker)->setCpuClass(CpuClass::Normal));
   EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.shares"), "1024");
-  EXPECT_EQ(read(base_ / "cpu/customcode-4321-w0/cpu.cfs_quota_us"), "-1");
 
   write(base_ / "memory/process_api/b80f/customcode-4321-w0/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
   EXPECT_EQ((*worker)->oomKills(), 3u);
