@@ -263,6 +263,7 @@ asio::awaitable<void> Worker::pingOrKill() {
   auto self = shared_from_this();
   auto verdict = std::make_shared<Event>();
   suspect_ = verdict;
+  adjustPriority();
   // A responsive event loop answers within a millisecond. One that does not answer within
   // busyLook while its processes run (a loop) is stuck: killed at once, so that the next run gets
   // a fresh worker. One that is blocked but idle (a synchronous sleep) has the rest of pingTimeout.
@@ -277,6 +278,7 @@ asio::awaitable<void> Worker::pingOrKill() {
     if (!busy && options_.pingTimeout > look) answered = co_await ping(options_.pingTimeout - look);
   }
   suspect_.reset();
+  adjustPriority();
   if (!answered && state_ != State::Dead) {
     if (options_.metrics) ++options_.metrics->killsStuck;
     killedStuck_ = true;
@@ -386,9 +388,12 @@ void Worker::startLow() {
 }
 
 process::CpuClass Worker::wantedCpuClass() const {
+  // While a ping asks whether the worker is stuck, it has the normal weight: at the lowest, on a
+  // busy machine, an idle worker could not answer in time and would be taken for a stuck one.
+  if (suspect()) return process::CpuClass::Normal;
   if (idleUntilQuickRun_) return process::CpuClass::Low;
   if (options_.longRunAfter.count() <= 0) return process::CpuClass::Normal;
-  bool longCall = suspect() || unansweredTimeout_;
+  bool longCall = unansweredTimeout_;
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, pending] : pending_)
     if (now - pending->started >= options_.longRunAfter) longCall = true;
@@ -413,10 +418,7 @@ void Worker::adjustPriority() {
     return;
   }
   if (options_.longRunAfter.count() <= 0) return;
-  bool longCall = suspect() || unansweredTimeout_;
-  const auto now = std::chrono::steady_clock::now();
-  for (const auto& [id, pending] : pending_)
-    if (now - pending->started >= options_.longRunAfter) longCall = true;
+  const bool longCall = wantedCpuClass() == process::CpuClass::Low;
   if (longCall && !lowered_) {
     lowered_ = true;
     process::setTreeNice(pid(), options_.longRunNice);
