@@ -247,6 +247,31 @@ def stored_entries(path):
     return sorted(e for e in os.listdir(path) if e not in SERVICE_ENTRIES)
 
 
+def process_children():
+    """Each pid's children, read from /proc once: {ppid: [pid, ...]}."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return children
+
+
+def descendants(*roots):
+    """Every process below `roots` (not the roots themselves)."""
+    children = process_children()
+    out, pending = [], list(roots)
+    while pending:
+        for child in children.get(pending.pop(), []):
+            out.append(child)
+            pending.append(child)
+    return out
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02):
     """Polls `predicate` until it returns a truthy value or `timeout` passes; returns its value."""
     deadline = time.monotonic() + timeout

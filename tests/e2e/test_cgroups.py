@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import HELLO, own_cgroups, wait_for
+from conftest import HELLO, descendants, own_cgroups, wait_for
 
 MiB = 1024 * 1024
 PY_HELLO = {"hello": {"language": "python", "code": 'return "Hello " + name',
@@ -115,24 +115,6 @@ def cmdline(pid):
             return f.read().decode(errors="replace")
     except OSError:
         return ""
-
-
-def descendants(root):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    out, pending = [], [root]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            out.append(child)
-            pending.append(child)
-    return out
 
 
 def alive(pid):

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import descendants, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import attacks  # noqa: E402 - tests/attacks.py
@@ -111,23 +111,8 @@ def py_target(request, make_service):
 
 def sandbox_processes(service, workspace):
     """The processes in the sandboxes of `workspace`'s workers, counted from the host."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    todo = list(service.node_worker_pids(workspace)) + python_worker_pids(service, workspace)
-    seen = set()
-    while todo:
-        pid = todo.pop()
-        if pid not in seen:
-            seen.add(pid)
-            todo.extend(children.get(pid, []))
-    return seen
+    roots = list(service.node_worker_pids(workspace)) + python_worker_pids(service, workspace)
+    return set(roots) | set(descendants(*roots))
 
 
 def python_worker_pids(service, workspace):
