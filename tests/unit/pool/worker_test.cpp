@@ -363,7 +363,7 @@ TEST_F(WorkerTest, AShortCallDoesNotLowerTheWorker) {
   EXPECT_EQ(process::niceOf(worker->pid()), 0);
 }
 
-TEST_F(WorkerTest, ATimedOutCallKeepsTheWorkerLoweredUntilItAnswersAgain) {
+TEST_F(WorkerTest, AWorkerLoweredByALongCallIsRaisedOnceItAnswersAgain) {
   auto options = fakeWorkerOptions();
   options.longRunAfter = 20ms;
   auto worker = launchReady(options);
@@ -375,12 +375,29 @@ TEST_F(WorkerTest, ATimedOutCallKeepsTheWorkerLoweredUntilItAnswersAgain) {
   ASSERT_TRUE(loop_.runUntil([&] { return spin->done; }));
   ASSERT_EQ(errorOf(*spin->value), Errc::RunTimedOut);
 
-  worker->adjustPriority();
-  EXPECT_TRUE(worker->lowered());  // it may still be running the call that timed out
-
   if (!process::canRaisePriority()) return;
   auto pong = loop_.run(callPing(worker, 5000ms));
   ASSERT_TRUE(pong);
+  worker->adjustPriority();
+  EXPECT_FALSE(worker->lowered());
+}
+
+TEST_F(WorkerTest, AWorkerAskedWhetherItIsStuckHasTheNormalPriority) {
+  if (!process::canRaisePriority()) GTEST_SKIP() << "raising a priority back needs CAP_SYS_NICE";
+  auto options = fakeWorkerOptions();
+  options.longRunAfter = 20ms;
+  options.pingTimeout = 3000ms;
+  auto worker = launchReady(options);
+  // Blocked and idle for 800 ms: the run times out at 100 ms, the ping is not answered, and the
+  // worker is not spinning, so it keeps the rest of the ping timeout.
+  auto blocked = loop_.start(callRun(worker, "block", {{"delayMs", 800}}, 100ms));
+  ASSERT_TRUE(loop_.runUntil([&] { return blocked->done && worker->suspect(); }));
+  ASSERT_EQ(errorOf(*blocked->value), Errc::RunTimedOut);
+  worker->adjustPriority();
+  // Lowered, on a busy machine an idle worker could not answer the ping in time.
+  EXPECT_FALSE(worker->lowered());
+  ASSERT_TRUE(loop_.runUntil([&] { return !worker->suspect(); }));
+  EXPECT_TRUE(worker->accepting());
   EXPECT_FALSE(worker->lowered());
 }
 
