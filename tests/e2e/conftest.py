@@ -272,6 +272,23 @@ def descendants(*roots):
     return out
 
 
+def start_session_leaders(service):
+    """Saves workspace "ws" with a JavaScript and a Python function that each start a `sleep` in a
+    session of its own (out of the worker's process group), runs both, and returns the two pids.
+    The service must allow child_process and subprocess."""
+    node = ("const {spawn} = require('child_process');"
+            "const p = spawn('/bin/sleep', ['300'], {detached: true, stdio: 'ignore'}); p.unref(); return p.pid;")
+    python = ("import subprocess\n"
+              "return subprocess.Popen(['/bin/sleep', '301'], start_new_session=True).pid")
+    assert service.save("ws", {"node": {"code": node}, "py": {"code": python, "language": "python"}}).status_code == 200
+    pids = []
+    for fn in ("node", "py"):
+        r = service.run("ws", fn)
+        assert r.status_code == 200, r.text
+        pids.append(r.json()["result"])
+    return pids
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02):
     """Polls `predicate` until it returns a truthy value or `timeout` passes; returns its value."""
     deadline = time.monotonic() + timeout

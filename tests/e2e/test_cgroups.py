@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import HELLO, descendants, own_cgroups, wait_for
+from conftest import HELLO, descendants, own_cgroups, start_session_leaders, wait_for
 
 MiB = 1024 * 1024
 PY_HELLO = {"hello": {"language": "python", "code": 'return "Hello " + name',
@@ -260,16 +260,7 @@ def test_processes_a_function_starts_die_with_its_worker_in_its_cgroup(make_serv
                                 "NODE_BUILTIN_MODULES": "child_process",
                                 "PYTHON_BUILTIN_MODULES": "subprocess"})
     assert_mode(service, mode)
-    node = ("const {spawn} = require('child_process');"
-            "const p = spawn('/bin/sleep', ['300'], {detached: true, stdio: 'ignore'}); p.unref(); return p.pid;")
-    python = ("import subprocess\n"
-              "return subprocess.Popen(['/bin/sleep', '301'], start_new_session=True).pid")
-    assert service.save("ws", {"node": {"code": node}, "py": {"code": python, "language": "python"}}).status_code == 200
-    pids = []
-    for fn in ("node", "py"):
-        r = service.run("ws", fn)
-        assert r.status_code == 200, r.text
-        pids.append(r.json()["result"])
+    pids = start_session_leaders(service)
     for pid in pids:
         assert alive(pid) and os.getsid(pid) == pid  # out of the worker's process group and session
 

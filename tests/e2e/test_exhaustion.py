@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import HELLO, wait_for
+from conftest import HELLO, start_session_leaders, wait_for
 
 
 def limited_binary(tmp_path, binary, soft, hard):
@@ -289,16 +289,7 @@ def test_processes_a_function_starts_do_not_outlive_the_service_without_a_sandbo
     health = service.get("/sys/healthcheck").json()
     assert health["resources"] == "rlimits", health
     assert any("SANDBOX=none" in w for w in health["details"]["warnings"]), health
-    node = ("const {spawn} = require('child_process');"
-            "const p = spawn('/bin/sleep', ['300'], {detached: true, stdio: 'ignore'}); p.unref(); return p.pid;")
-    python = ("import subprocess\n"
-              "return subprocess.Popen(['/bin/sleep', '301'], start_new_session=True).pid")
-    assert service.save("ws", {"node": {"code": node}, "py": {"code": python, "language": "python"}}).status_code == 200
-    pids = []
-    for fn in ("node", "py"):
-        r = service.run("ws", fn)
-        assert r.status_code == 200, r.text
-        pids.append(r.json()["result"])
+    pids = start_session_leaders(service)
     for pid in pids:
         assert alive(pid)
         # In a session of its own: the worker's process group does not take it along.
