@@ -8,7 +8,8 @@ when it cannot be pulled), then
   checks the README's curl examples, save/run/delete, concurrent saves through both replicas,
   the drain on SIGTERM, and a replica killed under load.
 
-Skipped only where neither podman nor docker is installed."""
+Runs with podman, or with docker where podman is missing or ENGINE=docker; skipped only where
+neither is installed."""
 import json
 import os
 import re
@@ -31,13 +32,22 @@ import network_clients  # noqa: E402 - tests/network_clients.py
 from network_clients import CLIENTS, blocked, call  # noqa: E402
 
 IMAGE = os.environ.get("CUSTOMCODE_TEST_IMAGE", "localhost/customcode:e2e")
-ENGINE = shutil.which("podman") or shutil.which("docker")
+# ENGINE=podman|docker picks the engine, as for scripts/image.sh; podman by default.
+ENGINE = shutil.which(os.environ.get("ENGINE") or "podman") or shutil.which("docker")
 UNIQUE = f"customcode-container-e2e-{os.getpid()}"
 # What the sandbox and the workers' network need in a container, and nothing more (README,
 # "Deploy"): bubblewrap mounts a fresh /proc, which a masked one forbids; pasta needs the tun device.
-SANDBOX_OPTIONS = ["--security-opt", "unmask=/proc/*", "--device", "/dev/net/tun"]
+# Docker's default seccomp profile also refuses the namespace calls without CAP_SYS_ADMIN, and its
+# AppArmor profile (where AppArmor is on) the mounts.
+if ENGINE and os.path.basename(ENGINE) == "docker":
+    SANDBOX_OPTIONS = ["--security-opt", "systempaths=unconfined", "--security-opt", "seccomp=unconfined",
+                       "--security-opt", "apparmor=unconfined", "--device", "/dev/net/tun"]
+else:
+    SANDBOX_OPTIONS = ["--security-opt", "unmask=/proc/*", "--device", "/dev/net/tun"]
 # The capabilities a root service needs (README): the sandboxed container runs with these only.
-CAPABILITIES = ["--cap-drop", "ALL", "--cap-add", "SETUID,SETGID,SETFCAP,KILL,NET_BIND_SERVICE"]
+# One --cap-add each: docker refuses a comma-separated list.
+CAPABILITIES = ["--cap-drop", "ALL"] + [a for cap in ("SETUID", "SETGID", "SETFCAP", "KILL", "NET_BIND_SERVICE")
+                                        for a in ("--cap-add", cap)]
 # Explicit limits, within this process's own (podman's default open-file limit can exceed them).
 NOFILE = min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 NPROC = min(8192, resource.getrlimit(resource.RLIMIT_NPROC)[1])
@@ -55,6 +65,15 @@ def engine(*args, check=True, timeout=120):
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(command + list(args))}: {out.stderr}")
     return out
+
+
+def remove(name):
+    """Removes a container at once, then checks that it is gone."""
+    if os.path.basename(ENGINE) == "podman":
+        engine("rm", "-f", "-t", "0", name, check=False)  # without -t, podman waits the stop timeout
+    else:
+        engine("rm", "-f", "-v", name, check=False)
+    assert engine("container", "inspect", name, check=False).returncode != 0, f"{name} is still there"
 
 
 def wait_for(predicate, timeout, what):
@@ -124,8 +143,8 @@ def cluster(image):
         if proxy:
             proxy.stop()
         for r in replicas:
-            engine("rm", "-f", "-t", "0", r.name, check=False)
-        engine("volume", "rm", "-f", volume, check=False)
+            remove(r.name)
+        engine("volume", "rm", "-f", volume)
 
 
 # ---- the sandbox and the workers' network in a container ----
@@ -238,7 +257,7 @@ def sandboxed(image, tmp_path_factory):
         assert_sandboxed(target.url, target.log())
         yield target
     finally:
-        engine("rm", "-f", "-t", "0", name, check=False)
+        remove(name)
         shutil.rmtree(data, ignore_errors=True)
 
 
