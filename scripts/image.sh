@@ -5,6 +5,8 @@
 #   ENGINE  podman or docker                    (default: podman if installed, else docker)
 #   JOBS    stages podman builds in parallel    (default 2)
 #   CA_BUNDLE  CA certificates npm trusts in the build (default: the host's bundle; empty: none)
+#   CPU_SHARES CPU weight of podman's build containers (default: the engine's), e.g. 2 to build
+#              only on CPU nothing else wants
 # When BASE is neither present nor pullable (a machine that reaches only Debian's package
 # mirror), the base is made from Debian packages: debootstrap --variant=minbase trixie, imported
 # as BASE. The build stage needs network access to the Debian mirror for apt-get.
@@ -42,6 +44,9 @@ build_args=()
 # HEALTHCHECK is part of the docker image format only; podman builds OCI images by default.
 # --jobs 2: the compile stage and the runtime stage's package installs run side by side.
 [ "$(basename "$engine")" = podman ] && build_args+=(--format docker --jobs "${JOBS:-2}")
+if [ -n "${CPU_SHARES:-}" ] && [ "$(basename "$engine")" = podman ]; then
+  build_args+=(--cpu-shares "$CPU_SHARES")
+fi
 # The CA bundle the build's npm trusts besides Node.js's own roots (the host's, by default), for a
 # host behind a proxy that re-signs TLS. CA_BUNDLE= (empty) passes none.
 ca_bundle=${CA_BUNDLE-/etc/ssl/certs/ca-certificates.crt}
