@@ -33,6 +33,17 @@ RUNAWAY_PY = {"spin": {"code": "while True:\n    pass", "language": "python"},
               "hello": {"code": 'return "ok"', "language": "python"}}
 
 
+MODES = {}  # the isolation and resource modes of the bench's first service (/sys/healthcheck)
+
+
+def data_dir(prefix):
+    """A data directory the workers of every sandbox mode can reach: the restricted mode's run as
+    another uid and reach their workspace by path."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(path, 0o711)
+    return path
+
+
 class Service:
     def __init__(self, binary, data_dir, env=None):
         self.binary, self.data_dir, self.env = binary, data_dir, env or {}
@@ -56,6 +67,13 @@ class Service:
         if not self.port:
             raise RuntimeError("service did not start")
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        with urllib.request.urlopen(self.url + "/sys/healthcheck", timeout=10) as r:
+            health = json.loads(r.read())
+        self.modes = {"isolation": health["isolation"], "resources": health.get("resources")}
+        # Every service of one bench run measures the same modes as the first.
+        if MODES and self.modes != MODES:
+            self.stop()
+            raise RuntimeError(f"this service runs in {self.modes}, the bench's first in {MODES}")
         return self
 
     def stop(self):
@@ -181,7 +199,7 @@ def cold_start(service, functions, fn, params, samples=10, gap=SPARE_REFILL):
 
 def first_run_after_restart(binary, env, functions, fn, params, samples=5, gap=SPARE_REFILL):
     """First run of a saved workspace after a restart, one workspace at a time (see cold_start)."""
-    data = tempfile.mkdtemp(prefix="cc-bench-restart-")
+    data = data_dir("cc-bench-restart-")
     try:
         s = Service(binary, data, env).start()
         for i in range(samples):
@@ -235,7 +253,7 @@ def neighbour_p99(service, url, duration):
 def neighbour_long_p99(binary, env, duration):
     """(alone, beside) p99 of the hello in a service whose timeout (600 s) never kills the
     spinner during the window: CPU contention alone, no kill, restart or spare start."""
-    data = tempfile.mkdtemp(prefix="cc-bench-long-")
+    data = data_dir("cc-bench-long-")
     s = Service(binary, data, {**env, "FUNCTIONS_RUN_TIMEOUT": "600000", "SHUTDOWN_TIMEOUT": "200"}).start()
     try:
         s.save("bench", HELLO_JS)
@@ -300,10 +318,10 @@ def main():
     only = set(filter(None, args.only.split(",")))
     want = lambda name: not only or name in only
 
-    data = tempfile.mkdtemp(prefix="cc-bench-")
-    if env.get("SANDBOX") == "restricted" or env.get("SANDBOX_TEST_NO_NAMESPACES") == "yes":
-        os.chmod(data, 0o711)  # the restricted mode's workers reach their workspace by path
+    data = data_dir("cc-bench-")
     service = Service(os.path.abspath(args.binary), data, env).start()
+    MODES.update(service.modes)
+    print(f"  service: isolation {MODES['isolation']}, resources {MODES['resources']}", file=sys.stderr)
     figures = {}
     try:
         service.save("bench", {**HELLO_JS, **CPU_JS})
@@ -388,12 +406,13 @@ def main():
 
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "env": env, "figures": figures}, f, indent=2)
+        json.dump({"date": time.strftime("%Y-%m-%d"), "env": env, "modes": MODES, "figures": figures}, f, indent=2)
     width = max(len(k) for k in figures) if figures else 10
     print(f"\n{'figure':<{width}}  {'min':>10} {'median':>10} {'max':>10}  unit")
     for name, v in figures.items():
         print(f"{name:<{width}}  {v['min']:>10.3f} {v['median']:>10.3f} {v['max']:>10.3f}  {v['unit']}")
-    print(f"\n(json: {args.json})")
+    print(f"\nmeasured with isolation {MODES['isolation']}, resources {MODES['resources']}")
+    print(f"(json: {args.json})")
 
 
 if __name__ == "__main__":
