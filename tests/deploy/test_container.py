@@ -67,13 +67,15 @@ def engine(*args, check=True, timeout=120):
     return out
 
 
-def remove(name):
-    """Removes a container at once, then checks that it is gone."""
-    if os.path.basename(ENGINE) == "podman":
-        engine("rm", "-f", "-t", "0", name, check=False)  # without -t, podman waits the stop timeout
-    else:
-        engine("rm", "-f", "-v", name, check=False)
-    assert engine("container", "inspect", name, check=False).returncode != 0, f"{name} is still there"
+def remove(*names):
+    """Removes containers at once, then checks that they are all gone."""
+    for name in names:
+        if os.path.basename(ENGINE) == "podman":
+            engine("rm", "-f", "-t", "0", name, check=False)  # without -t, podman waits the stop timeout
+        else:
+            engine("rm", "-f", "-v", name, check=False)
+    left = [n for n in names if engine("container", "inspect", n, check=False).returncode == 0]
+    assert not left, f"containers still there: {left}"
 
 
 def wait_for(predicate, timeout, what):
@@ -142,9 +144,10 @@ def cluster(image):
     finally:
         if proxy:
             proxy.stop()
-        for r in replicas:
-            remove(r.name)
-        engine("volume", "rm", "-f", volume)
+        try:
+            remove(*[r.name for r in replicas])
+        finally:
+            engine("volume", "rm", "-f", volume)
 
 
 # ---- the sandbox and the workers' network in a container ----
