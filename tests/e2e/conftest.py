@@ -299,6 +299,24 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+
+def one_worker(service, workspace, script):
+    """The pid of the one live worker of `workspace` whose command line names `script`
+    ("worker.js" or "worker.py"), spares that took the workspace over included."""
+    def find():
+        pids = []
+        for pid in service.node_worker_pids(workspace):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if script.encode() in f.read():
+                        pids.append(pid)
+            except OSError:
+                continue
+        return pids
+    pids = wait_for(find, timeout=10)
+    assert len(pids) == 1, pids
+    return pids[0]
+
 # ---- cgroups ----
 
 def own_cgroups(pid="self"):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import one_worker, wait_for
 
 
 def js(code, parameters=None):
@@ -22,23 +22,6 @@ def py(code, parameters=None):
 def assert_isolated(service):
     health = service.get("/sys/healthcheck").json()
     assert health.get("isolation") == "bwrap", (health, service.log())
-
-
-def worker_of(service, workspace, language):
-    """The pid of the one live worker of `workspace` in `language` ("worker.js" or "worker.py")."""
-    def find():
-        pids = []
-        for pid in service.node_worker_pids(workspace):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if language.encode() in f.read():
-                        pids.append(pid)
-            except OSError:
-                continue
-        return pids
-    pids = wait_for(find, timeout=10)
-    assert len(pids) == 1, pids
-    return pids[0]
 
 
 def ok(r):
@@ -64,8 +47,8 @@ def test_javascript_calls_python_and_python_calls_javascript_with_defaults(share
     assert ok(service.run("xl-both", "py_calls_js", {"x": 4})) == [12, 20, 8]
     assert ok(service.run("xl-both", "py_bad_call")) == "jsMul() takes 2 positional arguments but 3 were given"
     # Each side ran on the workspace's worker of its language.
-    worker_of(service, "xl-both", "worker.js")
-    worker_of(service, "xl-both", "worker.py")
+    one_worker(service, "xl-both", "worker.js")
+    one_worker(service, "xl-both", "worker.py")
     assert service.metric("customcode_nested_calls_total") >= 5
 
 
@@ -285,8 +268,8 @@ def test_a_cycle_javascript_python_javascript_works_also_concurrently(shared_ser
     for n, r in enumerate(results):
         assert len(ok(r)) == n + 1
     # One worker of each language served every level (calls land on the worker that awaits).
-    worker_of(service, "xl-cycle", "worker.js")
-    worker_of(service, "xl-cycle", "worker.py")
+    one_worker(service, "xl-cycle", "worker.js")
+    one_worker(service, "xl-cycle", "worker.py")
 
 
 def test_nesting_deeper_than_16_fails_with_a_clear_error(shared_service):
@@ -340,17 +323,17 @@ def test_a_caller_killed_mid_call_cancels_its_nested_call(shared_service):
     }
     assert service.save("xl-cancel", functions).status_code == 200
     assert ok(service.run("xl-cancel", "pyState")) == []
-    python_pid = worker_of(service, "xl-cancel", "worker.py")
+    python_pid = one_worker(service, "xl-cancel", "worker.py")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         outer = pool.submit(service.run, "xl-cancel", "jsCaller")
         assert wait_for(lambda: ok(service.run("xl-cancel", "pyState")) == ["started"], timeout=10)
-        os.kill(worker_of(service, "xl-cancel", "worker.js"), signal.SIGKILL)
+        os.kill(one_worker(service, "xl-cancel", "worker.js"), signal.SIGKILL)
         r = outer.result()
     assert r.status_code == 500 and r.json()["error"] == "WorkerCrashed", r.text
 
     time.sleep(2.0)  # past the moment the nested function would have finished
     assert ok(service.run("xl-cancel", "pyState")) == ["started"]  # cancelled where it awaited
-    assert worker_of(service, "xl-cancel", "worker.py") == python_pid  # that worker keeps serving
+    assert one_worker(service, "xl-cancel", "worker.py") == python_pid  # that worker keeps serving
 
 
 def test_a_nested_javascript_call_stuck_in_a_loop_is_killed_when_its_caller_dies(shared_service):
@@ -363,8 +346,8 @@ def test_a_nested_javascript_call_stuck_in_a_loop_is_killed_when_its_caller_dies
     }
     assert service.save("xl-cancel2", functions).status_code == 200
     assert ok(service.run("xl-cancel2", "jsOk")) == "js alive"
-    js_pid = worker_of(service, "xl-cancel2", "worker.js")
-    python_pid = worker_of(service, "xl-cancel2", "worker.py")
+    js_pid = one_worker(service, "xl-cancel2", "worker.js")
+    python_pid = one_worker(service, "xl-cancel2", "worker.py")
     calls_before = service.metric("customcode_nested_calls_total")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         outer = pool.submit(service.run, "xl-cancel2", "py_caller")

@@ -6,28 +6,11 @@ import time
 
 import pytest
 
-from conftest import HELLO, wait_for
+from conftest import HELLO, one_worker, wait_for
 
 
 def py(code, parameters=None, **extra):
     return {"code": code, "language": "python", "parameters": parameters or {}, **extra}
-
-
-def python_worker(service, workspace):
-    """The one live Python worker of `workspace`."""
-    def find():
-        pids = []
-        for pid in service.node_worker_pids(workspace):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"worker.py" in f.read():
-                        pids.append(pid)
-            except OSError:
-                continue
-        return pids
-    pids = wait_for(find, timeout=10)
-    assert len(pids) == 1, pids
-    return pids[0]
 
 
 def assert_function_error(r, name):
@@ -52,7 +35,7 @@ def test_a_new_python_workspace_is_taken_over_by_a_spare_worker(make_service):
     r = service.run("pyspare", "greet")
     assert r.status_code == 200 and r.json()["result"] == "hi you", r.text
     assert service.run("pyspare", "calls").json()["result"] == "hi inner"
-    worker = python_worker(service, "pyspare")
+    worker = one_worker(service, "pyspare", "worker.py")
     assert "--spare" in cmdline(worker)  # a spare, not a fresh worker of the workspace's module
     assert "--module" not in cmdline(worker)
     # Another spare replaces it.
@@ -69,14 +52,14 @@ def test_a_python_spare_runs_errors_and_syntax_problems_like_a_fresh_worker(make
     assert_function_error(r, "ValueError")
     assert "bad 1" in r.json()["message"]
     assert service.run("pyspare2", "data", {"text": "[1, 2]"}).json()["result"] == [1, 2]
-    assert "--spare" in cmdline(python_worker(service, "pyspare2"))
+    assert "--spare" in cmdline(one_worker(service, "pyspare2", "worker.py"))
 
 
 def test_without_python_spares_a_workspace_starts_a_worker_of_its_own(make_service):
     service = make_service(env={"PYTHON_FUNCTIONS_SPARE_WORKERS": "0"})
     assert service.save("nospare", {"hello": py("return 'hi'")}).status_code == 200
     assert service.run("nospare", "hello").json()["result"] == "hi"
-    args = cmdline(python_worker(service, "nospare"))
+    args = cmdline(one_worker(service, "nospare", "worker.py"))
     assert "--module" in args and "--spare" not in args
     assert not any("--spare" in cmdline(pid) and "worker.py" in " ".join(cmdline(pid))
                    for pid in service.worker_pids())
@@ -204,7 +187,7 @@ def test_a_busy_loop_times_out_while_other_workspaces_stay_fast(make_service):
     assert service.save("stuck", {"spin": py("while True:\n    pass"), "ok": py("return 'alive'")}).status_code == 200
     assert service.save("fast", {"hello": py("return 'hi'")}).status_code == 200
     assert service.run("fast", "hello").status_code == 200  # warm
-    stuck = python_worker(service, "stuck")
+    stuck = one_worker(service, "stuck", "worker.py")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         spinning = pool.submit(service.run, "stuck", "spin")
         served = 0
@@ -221,13 +204,13 @@ def test_a_busy_loop_times_out_while_other_workspaces_stay_fast(make_service):
     r = service.run("stuck", "ok")
     assert r.status_code == 200, r.text
     assert r.json()["result"] == "alive"
-    assert python_worker(service, "stuck") != stuck
+    assert one_worker(service, "stuck", "worker.py") != stuck
 
 
 def test_a_python_worker_spinning_after_its_timeout_is_killed_without_waiting_for_the_ping(make_service):
     service = make_service(env={"PYTHON_FUNCTIONS_RUN_TIMEOUT": "1000", "WORKER_PING_TIMEOUT": "30000"})
     assert service.save("stuck", {"spin": py("while True:\n    pass"), "ok": py("return 'alive'")}).status_code == 200
-    stuck = python_worker(service, "stuck")
+    stuck = one_worker(service, "stuck", "worker.py")
     assert service.run("stuck", "spin").status_code == 504
     r = service.run("stuck", "ok", timeout=10)  # far below the 30 s ping timeout
     assert r.status_code == 200 and r.json()["result"] == "alive"
@@ -242,12 +225,12 @@ def test_a_hung_await_times_out_and_the_worker_keeps_serving(make_service):
         "read": py("return cache.get('x')"),
     }
     assert service.save("ws", functions).status_code == 200
-    worker = python_worker(service, "ws")
+    worker = one_worker(service, "ws", "worker.py")
     r = service.run("ws", "hang")
     assert r.status_code == 504, r.text
     assert r.json()["error"] == "TimeoutError"
     assert service.run("ws", "read").json()["result"] == "kept"
-    assert python_worker(service, "ws") == worker
+    assert one_worker(service, "ws", "worker.py") == worker
 
 
 def test_a_syntax_error_at_save_is_a_400_and_keeps_the_old_version(service):
